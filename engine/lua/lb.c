@@ -1,0 +1,132 @@
+#include "lua/lb.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/err.h"
+
+static const char INPUT_ERROR_KEY[] = "boengine.input_error";
+
+int lb_error(lua_State *L, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    luaL_where(L, 1);
+    lua_pushstring(L, msg);
+    lua_concat(L, 2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, INPUT_ERROR_KEY);
+    return lua_error(L);
+}
+
+int lb_lib_error(lua_State *L) { return lb_error(L, "%s", err_msg()); }
+
+int lb_is_input_error(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, INPUT_ERROR_KEY);
+    int same = lua_rawequal(L, idx, -1);
+    lua_pop(L, 1);
+    return same;
+}
+
+void lb_check_keys(lua_State *L, int idx, const char *what, const char *const *allowed, int allow_array)
+{
+    idx = lua_absindex(L, idx);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TNUMBER && allow_array)
+            continue;
+        const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        int known = 0;
+        for (int i = 0; key && allowed[i]; i++)
+            if (strcmp(key, allowed[i]) == 0)
+                known = 1;
+        if (!known) {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            for (int i = 0; allowed[i]; i++) {
+                if (i)
+                    luaL_addstring(&b, ", ");
+                luaL_addstring(&b, allowed[i]);
+            }
+            luaL_pushresult(&b);
+            lb_error(L, "%s: unknown key '%s' (known: %s)", what,
+                     key ? key : luaL_tolstring(L, -2, NULL), lua_tostring(L, -1));
+        }
+    }
+}
+
+static int field(lua_State *L, int idx, const char *key)
+{
+    return lua_getfield(L, idx, key);
+}
+
+lua_Integer lb_opt_integer(lua_State *L, int idx, const char *what, const char *key, lua_Integer def)
+{
+    lua_Integer v = def;
+    int t = field(L, idx, key);
+    if (t != LUA_TNIL) {
+        int ok;
+        v = lua_tointegerx(L, -1, &ok);
+        if (!ok)
+            lb_error(L, "%s: '%s' must be an integer, got %s", what, key, luaL_tolstring(L, -1, NULL));
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+lua_Number lb_opt_number(lua_State *L, int idx, const char *what, const char *key, lua_Number def)
+{
+    lua_Number v = def;
+    int t = field(L, idx, key);
+    if (t != LUA_TNIL) {
+        int ok;
+        v = lua_tonumberx(L, -1, &ok);
+        if (!ok)
+            lb_error(L, "%s: '%s' must be a number, got %s", what, key, luaL_tolstring(L, -1, NULL));
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+int lb_opt_boolean(lua_State *L, int idx, const char *what, const char *key, int def)
+{
+    int v = def;
+    int t = field(L, idx, key);
+    if (t == LUA_TBOOLEAN)
+        v = lua_toboolean(L, -1);
+    else if (t != LUA_TNIL)
+        lb_error(L, "%s: '%s' must be true or false, got %s", what, key, luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 1);
+    return v;
+}
+
+const char *lb_opt_string(lua_State *L, int idx, const char *what, const char *key, const char *def)
+{
+    const char *v = def;
+    int t = field(L, idx, key);
+    if (t == LUA_TSTRING)
+        v = lua_tostring(L, -1); /* the table keeps the string alive */
+    else if (t != LUA_TNIL)
+        lb_error(L, "%s: '%s' must be a string, got %s", what, key, luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 1);
+    return v;
+}
+
+uint64_t lb_default_seed(lua_State *L)
+{
+    lua_getglobal(L, "boengine");
+    lua_getfield(L, -1, "seed");
+    uint64_t seed = (uint64_t)luaL_optinteger(L, -1, 1);
+    lua_pop(L, 2);
+    return seed;
+}

@@ -1,0 +1,23 @@
+/* The engine's Lua modules, opened as globals in this order, then the prelude written in Lua. */
+#include <lauxlib.h>
+
+#include "lua/lb.h"
+#include "lua/l_tensor.h"
+#include "prelude_lua.h"
+
+static const luaL_Reg engine_modules[] = {
+    {"tensor", luaopen_tensor},
+    {NULL, NULL},
+};
+
+int lb_open_engine(lua_State *L)
+{
+    for (const luaL_Reg *m = engine_modules; m->name; m++) {
+        luaL_requiref(L, m->name, m->func, 1);
+        lua_pop(L, 1);
+    }
+    if (luaL_loadbuffer(L, prelude_lua, sizeof prelude_lua, "=prelude") != LUA_OK)
+        return lua_error(L);
+    lua_call(L, 0, 0);
+    return 0;
+}

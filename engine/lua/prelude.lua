@@ -1,0 +1,2 @@
+-- The prelude: engine helpers written in Lua, loaded after the C modules (tensor, nn, data, bo...).
+-- Experiment-level conveniences live here so that they can be read and changed without C.

@@ -1,0 +1,208 @@
+/* boengine: runs a Lua 5.4 experiment file with the engine's modules loaded. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "lua/lb.h"
+#include "version.h"
+
+static const char *progname = "boengine";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: boengine [options] FILE.lua [ARGS...]\n"
+            "Runs a Lua 5.4 experiment file with the engine's modules (tensor, nn, data, bo, ...).\n"
+            "ARGS reach the script in the global table `arg`, as with the standalone lua.\n"
+            "\n"
+            "options:\n"
+            "  --seed N      default seed for modules whose tables give none (default 1)\n"
+            "  --threads N   worker threads for inference and training (default: all cores)\n"
+            "  --quiet       no progress or informational output on stderr\n"
+            "  --version     print the engine version and exit\n"
+            "  --help        print this help and exit\n");
+}
+
+static void print_version(void)
+{
+    printf("boengine %s (commit %s, %s, oneDNN via libdnnl)\n", BOENGINE_VERSION, BOENGINE_COMMIT,
+           LUA_RELEASE);
+}
+
+/* Message handler: bad input raised by the engine stays one line; other errors get a traceback. */
+static int msghandler(lua_State *L)
+{
+    if (lb_is_input_error(L, 1))
+        return 1;
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static int report(lua_State *L, int status)
+{
+    if (status != LUA_OK) {
+        fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
+        fflush(stderr);
+        lua_pop(L, 1);
+    }
+    return status;
+}
+
+static int docall(lua_State *L, int narg, int nres)
+{
+    int base = lua_gettop(L) - narg;
+    lua_pushcfunction(L, msghandler);
+    lua_insert(L, base);
+    int status = lua_pcall(L, narg, nres, base);
+    lua_remove(L, base);
+    return status;
+}
+
+typedef struct options {
+    long long seed;
+    int threads, quiet;
+    int script; /* index of the script in argv */
+} options;
+
+static int parse_long(const char *s, long long *out)
+{
+    char *end;
+    if (!s || !*s)
+        return -1;
+    *out = strtoll(s, &end, 10);
+    return *end ? -1 : 0;
+}
+
+/* Returns 0 to run, 1 to exit successfully (help, version), -1 on a usage error. */
+static int parse_options(int argc, char **argv, options *o)
+{
+    o->seed = 1;
+    o->threads = 0;
+    o->quiet = 0;
+    o->script = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        long long v;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 1;
+        } else if (strcmp(a, "--version") == 0) {
+            print_version();
+            return 1;
+        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            o->quiet = 1;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (parse_long(i + 1 < argc ? argv[++i] : NULL, &v) != 0 || v < 0) {
+                fprintf(stderr, "%s: --seed needs a non-negative integer\n", progname);
+                return -1;
+            }
+            o->seed = v;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (parse_long(i + 1 < argc ? argv[++i] : NULL, &v) != 0 || v < 1 || v > 1024) {
+                fprintf(stderr, "%s: --threads needs an integer from 1 to 1024\n", progname);
+                return -1;
+            }
+            o->threads = (int)v;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "%s: unknown option '%s' (see --help)\n", progname, a);
+            return -1;
+        } else {
+            o->script = i;
+            return 0;
+        }
+    }
+    fprintf(stderr, "%s: no experiment file given (see --help)\n", progname);
+    return -1;
+}
+
+/* arg[0] is the script, arg[1..] its arguments, arg[-1..] the interpreter and its options. */
+static void create_arg_table(lua_State *L, int argc, char **argv, int script)
+{
+    lua_createtable(L, argc - script - 1, script + 1);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - script);
+    }
+    lua_setglobal(L, "arg");
+}
+
+static void create_engine_table(lua_State *L, const options *o, const char *script)
+{
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, BOENGINE_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, BOENGINE_COMMIT);
+    lua_setfield(L, -2, "commit");
+    lua_pushinteger(L, o->seed);
+    lua_setfield(L, -2, "seed");
+    lua_pushinteger(L, omp_get_max_threads());
+    lua_setfield(L, -2, "threads");
+    lua_pushboolean(L, o->quiet);
+    lua_setfield(L, -2, "quiet");
+    lua_pushstring(L, script);
+    lua_setfield(L, -2, "script");
+    lua_setglobal(L, "boengine");
+}
+
+static int pmain(lua_State *L)
+{
+    int argc = (int)lua_tointeger(L, 1);
+    char **argv = lua_touserdata(L, 2);
+    const options *o = lua_touserdata(L, 3);
+    const char *script = argv[o->script];
+    luaL_openlibs(L);
+    create_arg_table(L, argc, argv, o->script);
+    create_engine_table(L, o, script);
+    lua_pushcfunction(L, lb_open_engine);
+    if (report(L, docall(L, 0, 0)) != LUA_OK)
+        return 0;
+    int status = luaL_loadfile(L, strcmp(script, "-") == 0 ? NULL : script);
+    if (status == LUA_OK) {
+        int n = argc - o->script - 1;
+        luaL_checkstack(L, n + 3, "too many arguments to script");
+        for (int i = 1; i <= n; i++)
+            lua_pushstring(L, argv[o->script + i]);
+        status = docall(L, n, 0);
+    }
+    if (report(L, status) != LUA_OK)
+        return 0;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc != 0)
+        return rc > 0 ? EXIT_SUCCESS : 2;
+    if (o.threads > 0)
+        omp_set_num_threads(o.threads);
+    log_set_quiet(o.quiet);
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        fprintf(stderr, "%s: cannot create the Lua state: not enough memory\n", progname);
+        return EXIT_FAILURE;
+    }
+    lua_pushcfunction(L, pmain);
+    lua_pushinteger(L, argc);
+    lua_pushlightuserdata(L, argv);
+    lua_pushlightuserdata(L, &o);
+    int status = lua_pcall(L, 3, 1, 0);
+    int ok = status == LUA_OK && lua_toboolean(L, -1);
+    if (status != LUA_OK)
+        report(L, status);
+    lua_close(L);
+    return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+}

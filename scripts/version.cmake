@@ -1,0 +1,17 @@
+# Writes OUT with the engine version and git commit, touching it only when the text changes.
+execute_process(COMMAND git -C ${SRC} rev-parse --short=12 HEAD
+  OUTPUT_VARIABLE commit OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+execute_process(COMMAND git -C ${SRC} status --porcelain --untracked-files=no
+  OUTPUT_VARIABLE dirty OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+if(NOT commit)
+  set(commit "unknown")
+elseif(dirty)
+  set(commit "${commit}-dirty")
+endif()
+set(text "#define BOENGINE_VERSION \"${VERSION}\"\n#define BOENGINE_COMMIT \"${commit}\"\n")
+if(EXISTS ${OUT})
+  file(READ ${OUT} old)
+endif()
+if(NOT "${old}" STREQUAL "${text}")
+  file(WRITE ${OUT} "${text}")
+endif()

@@ -1,0 +1,52 @@
+-- The command line: options, the arg table, and how errors are reported.
+local tap = require "tap"
+local bin = tap.boengine()
+local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
+
+local function write(name, text)
+  local path = dir .. "/" .. name
+  local f = assert(io.open(path, "w")); f:write(text); f:close()
+  return path
+end
+
+local ok, out = tap.run(bin .. " --version")
+tap.ok(ok and out:match("^boengine %d+%.%d+%.%d+"), "--version prints the version")
+ok, out = tap.run(bin .. " --help")
+tap.ok(ok and out:find("--threads", 1, true) and out:find("--seed", 1, true), "--help lists the options")
+ok, out, err = tap.run(bin .. " --frobnicate x.lua")
+tap.ok(not ok and err:find("unknown option '--frobnicate'", 1, true), "an unknown option is refused")
+ok, out, err = tap.run(bin)
+tap.ok(not ok and err:find("no experiment file", 1, true), "no file is a usage error")
+
+local args = write("args.lua", [[
+print(arg[0], #arg, arg[1], arg[2], select('#', ...), boengine.seed, boengine.threads)
+]])
+ok, out = tap.run(bin .. " --seed 42 --threads 1 " .. args .. " a 'b c'")
+tap.is(out, args .. "\t2\ta\tb c\t2\t42\t1\n", "arguments reach arg and ..., --seed and --threads reach boengine")
+
+local libs = write("libs.lua", [[print(type(string.format), type(io.open), type(os.time), type(math.sin), type(tensor))]])
+ok, out = tap.run(bin .. " " .. libs)
+tap.is(out, "function\tfunction\tfunction\tfunction\ttable\n", "standard libraries and engine modules are loaded")
+
+local rt = write("runtime.lua", "local function f() local x = nil; return x.y end\nf()\n")
+ok, out, err = tap.run(bin .. " " .. rt)
+tap.ok(not ok, "a runtime error exits non-zero")
+tap.ok(err:find(rt .. ":1: attempt to index", 1, true), "a runtime error names file:line")
+tap.ok(err:find("stack traceback:", 1, true), "a runtime error prints a traceback")
+
+local syn = write("syntax.lua", "local x = = 1\n")
+ok, out, err = tap.run(bin .. " " .. syn)
+tap.ok(not ok and err:find(syn .. ":1:", 1, true), "a syntax error exits non-zero naming file:line")
+
+local bad = write("input.lua", "\n\ntensor.load('" .. dir .. "/missing.safetensors')\n")
+ok, out, err = tap.run(bin .. " " .. bad)
+tap.ok(not ok, "bad input exits non-zero")
+tap.ok(err:find(bad .. ":3: " .. dir .. "/missing.safetensors: cannot open", 1, true), "bad input names script line and file")
+local _, lines = err:gsub("\n", "")
+tap.is(lines, 1, "bad input is reported on one line")
+
+ok, out, err = tap.run(bin .. " " .. dir .. "/nope.lua")
+tap.ok(not ok and err:find("cannot open", 1, true), "a missing script is reported")
+
+os.execute("rm -rf " .. dir)
+tap.done()
