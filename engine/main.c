@@ -9,7 +9,7 @@
 
 #include "core/log.h"
 #include "lua/lb.h"
-#include "version.h"
+#include "core/buildinfo.h"
 
 static const char *progname = "boengine";
 
@@ -30,7 +30,7 @@ static void usage(FILE *out)
 
 static void print_version(void)
 {
-    printf("boengine %s (commit %s, %s, oneDNN via libdnnl)\n", BOENGINE_VERSION, BOENGINE_COMMIT,
+    printf("boengine %s (commit %s, %s, oneDNN via libdnnl)\n", engine_version(), engine_commit(),
            LUA_RELEASE);
 }
 
@@ -137,12 +137,19 @@ static void create_arg_table(lua_State *L, int argc, char **argv, int script)
     lua_setglobal(L, "arg");
 }
 
+/* boengine.clock(): monotonic wall-clock seconds, for timing from Lua (os.clock is CPU time). */
+static int l_clock(lua_State *L)
+{
+    lua_pushnumber(L, now_seconds());
+    return 1;
+}
+
 static void create_engine_table(lua_State *L, const options *o, const char *script)
 {
     lua_createtable(L, 0, 6);
-    lua_pushstring(L, BOENGINE_VERSION);
+    lua_pushstring(L, engine_version());
     lua_setfield(L, -2, "version");
-    lua_pushstring(L, BOENGINE_COMMIT);
+    lua_pushstring(L, engine_commit());
     lua_setfield(L, -2, "commit");
     lua_pushinteger(L, o->seed);
     lua_setfield(L, -2, "seed");
@@ -152,6 +159,8 @@ static void create_engine_table(lua_State *L, const options *o, const char *scri
     lua_setfield(L, -2, "quiet");
     lua_pushstring(L, script);
     lua_setfield(L, -2, "script");
+    lua_pushcfunction(L, l_clock);
+    lua_setfield(L, -2, "clock");
     lua_setglobal(L, "boengine");
 }
 

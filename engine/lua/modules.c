@@ -2,11 +2,13 @@
 #include <lauxlib.h>
 
 #include "lua/lb.h"
+#include "lua/l_nn.h"
 #include "lua/l_tensor.h"
 #include "prelude_lua.h"
 
 static const luaL_Reg engine_modules[] = {
     {"tensor", luaopen_tensor},
+    {"nn", luaopen_nn},
     {NULL, NULL},
 };
 
