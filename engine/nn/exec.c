@@ -416,24 +416,25 @@ static int emit_weighted(compiler *c, int i, const fusion *f)
         dnnl_primitive_attr_destroy(attr);
     if (rc)
         return err_prefix("layer %s", n->name);
-    const dnnl_memory_desc_t *want_src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-    const dnnl_memory_desc_t *want_w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    const dnnl_memory_desc_t *want_dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    /* copies: the descriptors belong to pd, which is gone before the output value is made */
+    dnnl_memory_desc_t want_src = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    dnnl_memory_desc_t want_w = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_memory_desc_t want_dst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     float *w = NULL, *b = NULL;
-    int s_in = in_layout(p, src, want_src);
+    int s_in = in_layout(p, src, &want_src);
     dnnl_memory_t wmem = NULL, bmem = NULL;
     if (s_in >= 0 && folded_params(n, f->bn >= 0 ? &c->net->nodes[f->bn] : NULL, &w, &b) == 0) {
-        wmem = fixed_memory(p, w, wnd, wdims, want_w);
+        wmem = fixed_memory(p, w, wnd, wdims, &want_w);
         bmem = wmem ? fixed_memory(p, b, 1, bdims, &bmd) : NULL;
     }
     free(w);
     free(b);
     int dst = -1, sum_src = in_place ? other : -1;
     if (bmem && f->has_sum && !in_place) /* the output starts as a copy of the residual operand */
-        sum_src = copy_value(p, other, want_dst);
+        sum_src = copy_value(p, other, &want_dst);
     step *s = bmem && (!f->has_sum || sum_src >= 0) ? new_step(p, pd) : NULL;
     dnnl_primitive_desc_destroy(pd);
-    if (s && (dst = new_value(p, want_dst)) >= 0) {
+    if (s && (dst = new_value(p, &want_dst)) >= 0) {
         p->values[dst].inherit = sum_src;
         add_arg(s, DNNL_ARG_SRC, s_in, NULL);
         add_arg(s, DNNL_ARG_WEIGHTS, -1, wmem);
