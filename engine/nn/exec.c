@@ -45,19 +45,26 @@ typedef struct step {
 
 typedef struct plan {
     int64_t key[5]; /* n, c, h, w, target node */
-    int nsteps, nvalues, nfixed, nbuffers;
+    int nsteps, nvalues, nbuffers;
     step *steps;
     value *values;
-    dnnl_memory_t *fixed; /* weights and biases in the layouts the primitives chose */
     void **buffers;
     int input, output;
     int out_ndim;
     int64_t out_shape[4];
 } plan;
 
+/* Weights, biases and statistics in the layout a primitive chose, shared by every plan that
+ * asks for the same layout (batch sizes often agree on it), so that each is reordered once. */
+typedef struct fixed {
+    int node, slot, folded;
+    dnnl_memory_t mem;
+} fixed;
+
 struct nn_exec {
-    int nplans;
+    int nplans, nfixed;
     plan *plans[MAX_PLANS]; /* most recently used first */
+    fixed *fixed;
 };
 
 static dnnl_engine_t engine;
@@ -88,13 +95,10 @@ static void plan_free(plan *p)
     for (int i = 0; i < p->nvalues; i++)
         if (p->values[i].mem)
             dnnl_memory_destroy(p->values[i].mem);
-    for (int i = 0; i < p->nfixed; i++)
-        dnnl_memory_destroy(p->fixed[i]);
     for (int i = 0; i < p->nbuffers; i++)
         free(p->buffers[i]);
     free(p->steps);
     free(p->values);
-    free(p->fixed);
     free(p->buffers);
     free(p);
 }
@@ -105,6 +109,9 @@ void nn_exec_free(nn_exec *e)
         return;
     for (int i = 0; i < e->nplans; i++)
         plan_free(e->plans[i]);
+    for (int i = 0; i < e->nfixed; i++)
+        dnnl_memory_destroy(e->fixed[i].mem);
+    free(e->fixed);
     free(e);
 }
 
@@ -152,15 +159,6 @@ static void add_arg(step *s, int id, int value, dnnl_memory_t fixed)
     s->args[s->nargs++] = (arg){id, value, fixed};
 }
 
-static int keep_fixed(plan *p, dnnl_memory_t m)
-{
-    if (grow((void **)&p->fixed, p->nfixed, sizeof *p->fixed)) {
-        dnnl_memory_destroy(m);
-        return -1;
-    }
-    p->fixed[p->nfixed++] = m;
-    return 0;
-}
 
 static void md_plain(dnnl_memory_desc_t *md, int ndims, const int64_t *dims)
 {
@@ -205,9 +203,9 @@ static int in_layout(plan *p, int v, const dnnl_memory_desc_t *want)
     return r;
 }
 
-/* A fixed memory in layout want holding plain data (weights or bias), reordered once now. */
-static dnnl_memory_t fixed_memory(plan *p, const float *data, int ndims, const int64_t *dims,
-                                  const dnnl_memory_desc_t *want)
+/* A new memory in layout want holding plain data (weights or bias), reordered now. */
+static dnnl_memory_t reordered_memory(const float *data, int ndims, const int64_t *dims,
+                                      const dnnl_memory_desc_t *want)
 {
     dnnl_memory_desc_t plain;
     md_plain(&plain, ndims, dims);
@@ -230,12 +228,34 @@ static dnnl_memory_t fixed_memory(plan *p, const float *data, int ndims, const i
         dnnl_primitive_desc_destroy(pd);
     if (src)
         dnnl_memory_destroy(src);
-    if (!ok || keep_fixed(p, dst)) {
-        if (!ok && dst)
-            dnnl_memory_destroy(dst);
-        return NULL;
+    if (!ok && dst) {
+        dnnl_memory_destroy(dst);
+        dst = NULL;
     }
     return dst;
+}
+
+static dnnl_memory_t cached_fixed(const nn_exec *e, int node, int slot, int folded, const dnnl_memory_desc_t *want)
+{
+    for (int i = 0; i < e->nfixed; i++) {
+        const fixed *f = &e->fixed[i];
+        const dnnl_memory_desc_t *md;
+        if (f->node == node && f->slot == slot && f->folded == folded &&
+            dnnl_memory_get_memory_desc(f->mem, &md) == dnnl_success && dnnl_memory_desc_equal(md, want))
+            return f->mem;
+    }
+    return NULL;
+}
+
+static dnnl_memory_t keep_fixed(nn_exec *e, int node, int slot, int folded, dnnl_memory_t m)
+{
+    if (m && grow((void **)&e->fixed, e->nfixed, sizeof *e->fixed)) {
+        dnnl_memory_destroy(m);
+        return NULL;
+    }
+    if (m)
+        e->fixed[e->nfixed++] = (fixed){node, slot, folded, m};
+    return m;
 }
 
 static dnnl_primitive_attr_t post_ops_attr(int sum, int relu)
@@ -266,6 +286,7 @@ typedef struct fusion {
 
 typedef struct compiler {
     const nn_net *net;
+    nn_exec *exec;
     plan *p;
     const nn_dims *dims;
     int target;
@@ -421,12 +442,17 @@ static int emit_weighted(compiler *c, int i, const fusion *f)
     dnnl_memory_desc_t want_w = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t want_dst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     float *w = NULL, *b = NULL;
-    int s_in = in_layout(p, src, &want_src);
-    dnnl_memory_t wmem = NULL, bmem = NULL;
-    if (s_in >= 0 && folded_params(n, f->bn >= 0 ? &c->net->nodes[f->bn] : NULL, &w, &b) == 0) {
-        wmem = fixed_memory(p, w, wnd, wdims, &want_w);
-        bmem = wmem ? fixed_memory(p, b, 1, bdims, &bmd) : NULL;
+    int s_in = in_layout(p, src, &want_src), folded = f->bn >= 0;
+    dnnl_memory_t wmem = cached_fixed(c->exec, i, 0, folded, &want_w);
+    dnnl_memory_t bmem = cached_fixed(c->exec, i, 1, folded, &bmd);
+    if (s_in >= 0 && (!wmem || !bmem) && folded_params(n, folded ? &c->net->nodes[f->bn] : NULL, &w, &b) == 0) {
+        if (!wmem)
+            wmem = keep_fixed(c->exec, i, 0, folded, reordered_memory(w, wnd, wdims, &want_w));
+        if (!bmem)
+            bmem = keep_fixed(c->exec, i, 1, folded, reordered_memory(b, 1, bdims, &bmd));
     }
+    if (s_in < 0)
+        wmem = bmem = NULL;
     free(w);
     free(b);
     int dst = -1, sum_src = in_place ? other : -1;
@@ -588,7 +614,8 @@ static int emit_batchnorm(compiler *c, int i, int relu)
     static const int ids[4] = {DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT};
     dnnl_memory_t mems[4];
     for (int k = 0; k < 4; k++)
-        if (!(mems[k] = fixed_memory(p, ts[k]->data, 1, cdims, &cmd))) {
+        if (!(mems[k] = cached_fixed(c->exec, i, 2 + k, 0, &cmd)) &&
+            !(mems[k] = keep_fixed(c->exec, i, 2 + k, 0, reordered_memory(ts[k]->data, 1, cdims, &cmd)))) {
             dnnl_primitive_desc_destroy(pd);
             return -1;
         }
@@ -680,10 +707,10 @@ done:
     return rc;
 }
 
-static plan *compile(const nn_net *net, int64_t n, int64_t ch, int64_t h, int64_t w, int target)
+static plan *compile(const nn_net *net, nn_exec *e, int64_t n, int64_t ch, int64_t h, int64_t w, int target)
 {
     plan *p = calloc(1, sizeof *p);
-    compiler c = {.net = net, .p = p, .target = target};
+    compiler c = {.net = net, .exec = e, .p = p, .target = target};
     nn_dims *dims = malloc((size_t)net->count * sizeof *dims);
     c.uses = calloc((size_t)net->count, sizeof *c.uses);
     c.consumer = calloc((size_t)net->count, sizeof *c.consumer);
@@ -847,7 +874,7 @@ static plan *find_plan(nn_net *net, const int64_t *key)
             e->plans[0] = p;
             return p;
         }
-    plan *p = compile(net, key[0], key[1], key[2], key[3], (int)key[4]);
+    plan *p = compile(net, e, key[0], key[1], key[2], key[3], (int)key[4]);
     if (!p)
         return NULL;
     if (e->nplans == MAX_PLANS)
