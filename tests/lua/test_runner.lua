@@ -45,6 +45,19 @@ tap.ok(err:find(bad .. ":3: " .. dir .. "/missing.safetensors: cannot open", 1, 
 local _, lines = err:gsub("\n", "")
 tap.is(lines, 1, "bad input is reported on one line")
 
+local trunc = dir .. "/trunc.safetensors"
+tensor.save(trunc, {w = tensor.zeros{4, 4}})
+local f = io.open(trunc, "rb"); local bytes = f:read("a"); f:close()
+f = io.open(trunc, "wb"); f:write(bytes:sub(1, #bytes - 10)); f:close()
+local tr = write("trunc.lua", "tensor.load('" .. trunc .. "')\n")
+ok, out, err = tap.run(bin .. " " .. tr)
+_, lines = err:gsub("\n", "")
+tap.ok(not ok and lines == 1 and err:find(trunc .. ": tensor w: data_offsets", 1, true), "a truncated safetensors file: one line naming it")
+
+local save = write("save.lua", "tensor.save('" .. dir .. "/no/such/dir/out.safetensors', {w = tensor.zeros{2}})\n")
+ok, out, err = tap.run(bin .. " " .. save)
+tap.ok(not ok and err:find("cannot create", 1, true), "an unwritable output is reported")
+
 ok, out, err = tap.run(bin .. " " .. dir .. "/nope.lua")
 tap.ok(not ok and err:find("cannot open", 1, true), "a missing script is reported")
 
