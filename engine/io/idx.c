@@ -35,7 +35,10 @@ static const char *gz_problem(gzFile g)
 {
     int code;
     const char *m = gzerror(g, &code);
-    return code == Z_OK || code == Z_STREAM_END || !m ? "" : m;
+    if (code == Z_OK || code == Z_STREAM_END || !m)
+        return "";
+    const char *sep = strstr(m, ": "); /* zlib prefixes its name for the stream, "<fd:3>" */
+    return sep ? sep + 2 : m;
 }
 
 static int fail(gzFile g, idx_array *out, const char *path, const char *what, const char *detail)
