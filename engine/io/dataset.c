@@ -203,7 +203,8 @@ static int list_dir(const char *path, char ***names, int64_t *count)
         (*count)++;
     }
     closedir(dir);
-    qsort(*names, (size_t)*count, sizeof **names, cmp_str);
+    if (*count > 1)
+        qsort(*names, (size_t)*count, sizeof **names, cmp_str);
     return 0;
 oom:
     closedir(dir);
@@ -331,7 +332,7 @@ dataset *ds_folder(const char *path, const img_eval *t)
             if (!files || !labels)
                 rc = err_set("out of memory");
         }
-        if (rc == 0)
+        if (rc == 0 && fl.count > 1)
             qsort(fl.items, (size_t)fl.count, sizeof *fl.items, cmp_entry);
         for (int64_t j = 0; j < fl.count; j++) {
             char *file = rc == 0 ? join(fl.items[j].dir, fl.items[j].name) : NULL;
