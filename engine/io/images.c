@@ -296,13 +296,17 @@ int img_resize_crop(const uint8_t *in, int w, int h, int channels, int ow, int o
     for (int y = 0; y < rows; y++) {
         const uint8_t *src = in + (size_t)(row0 + y) * w * channels;
         uint8_t *dst = tmp + (size_t)y * cw * channels;
+        if (ow == w) { /* PIL skips a pass that keeps the size */
+            memcpy(dst, src + (size_t)x0 * channels, (size_t)cw * channels);
+            continue;
+        }
         for (int x = 0; x < cw; x++) {
             const int32_t *k = hc.k + (size_t)x * hc.ksize;
             for (int c = 0; c < channels; c++) {
                 int64_t acc = 0;
                 for (int j = 0; j < hc.count[x]; j++)
                     acc += (int64_t)src[(size_t)(hc.first[x] + j) * channels + c] * k[j];
-                dst[(size_t)x * channels + c] = ow == w ? src[(size_t)(x0 + x) * channels + c] : round8(acc);
+                dst[(size_t)x * channels + c] = round8(acc);
             }
         }
     }
@@ -310,11 +314,15 @@ int img_resize_crop(const uint8_t *in, int w, int h, int channels, int ow, int o
     for (int y = 0; y < ch; y++) {
         const int32_t *k = vc.k + (size_t)y * vc.ksize;
         uint8_t *dst = out + (size_t)y * cw * channels;
+        if (oh == h) {
+            memcpy(dst, tmp + (size_t)(y0 + y - row0) * cw * channels, (size_t)cw * channels);
+            continue;
+        }
         for (int i = 0; i < cw * channels; i++) {
             int64_t acc = 0;
             for (int j = 0; j < vc.count[y]; j++)
                 acc += (int64_t)tmp[(size_t)(vc.first[y] - row0 + j) * cw * channels + i] * k[j];
-            dst[i] = oh == h ? tmp[(size_t)(y0 + y - row0) * cw * channels + i] : round8(acc);
+            dst[i] = round8(acc);
         }
     }
     rc = 0;
