@@ -200,8 +200,6 @@ static int push_batch(lua_State *L, dataset *d, int64_t n, const int64_t *idx)
         lua_pushinteger(L, idx[j] + 1);
         lua_seti(L, -2, j + 1);
     }
-    /* the collector cannot see the tensor's buffer: tell it how much was allocated */
-    lua_gc(L, LUA_GCSTEP, (int)((x->numel * (int64_t)sizeof(float)) >> 10));
     return 3;
 }
 
@@ -291,7 +289,6 @@ static double run_accuracy(lua_State *L, int64_t *count)
         tensor *x = ds_batch(d, m, idx, labels);
         if (!x)
             lb_lib_error(L);
-        int64_t bytes = x->numel * (int64_t)sizeof(float);
         lua_pushvalue(L, forward);
         lua_pushvalue(L, 2);
         lt_push(L, x);
@@ -312,9 +309,7 @@ static double run_accuracy(lua_State *L, int64_t *count)
                     best = c;
             correct += best == labels[j];
         }
-        bytes += y->numel * (int64_t)sizeof(float);
         lua_pop(L, 1);
-        lua_gc(L, LUA_GCSTEP, (int)(bytes >> 10));
         char extra[64];
         snprintf(extra, sizeof extra, "accuracy %.4f", (double)correct / (double)(first + m));
         if (now_seconds() - p.start > 2.0) /* short runs stay silent */

@@ -16,6 +16,9 @@ void lt_push(lua_State *L, tensor *t)
     tensor **box = lua_newuserdatauv(L, sizeof *box, 0);
     *box = t;
     luaL_setmetatable(L, TENSOR_MT);
+    /* the collector sees only the box, not the data: account for the data so that loops that
+     * make many large tensors collect the old ones in time */
+    lua_gc(L, LUA_GCSTEP, (int)((t->numel * (int64_t)sizeof(float)) >> 10));
 }
 
 tensor *lt_test(lua_State *L, int idx)
