@@ -3,6 +3,7 @@
 #include <lua.h>
 #include <lualib.h>
 #include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +31,9 @@ static void usage(FILE *out)
 
 static void print_version(void)
 {
-    printf("boengine %s (commit %s, %s, oneDNN via libdnnl)\n", engine_version(), engine_commit(),
-           LUA_RELEASE);
+    const dnnl_version_t *d = dnnl_version();
+    printf("boengine %s (commit %s, %s, oneDNN %d.%d.%d)\n", engine_version(), engine_commit(), LUA_RELEASE,
+           d->major, d->minor, d->patch);
 }
 
 /* Message handler: bad input raised by the engine stays one line; other errors get a traceback. */

@@ -279,6 +279,28 @@ static void test_linear_and_others(void)
     }
 }
 
+/* The shapes compression produces: k×1 then 1×k (VH), 1×1, k×k, 1×1 (Tucker-2), two linear layers. */
+static void test_factored(void)
+{
+    nn_net *net = square_net(8, 12);
+    int a = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 5, .kh = 3, .kw = 1, .sh = 1, .sw = 1, .ph = 1});
+    a = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 16, .kh = 1, .kw = 3, .sh = 1, .sw = 1, .pw = 1, .has_bias = 1});
+    a = add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
+    a = add(net, (nn_node){.op = NN_RELU, .in = {a}});
+    a = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
+    a = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 6, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1});
+    a = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 16, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .has_bias = 1});
+    a = add(net, (nn_node){.op = NN_RELU, .in = {a}});
+    a = add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 7});
+    add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 10, .has_bias = 1});
+    if (finish(net)) {
+        tensor *x = random_input(2, 8, 12, 12);
+        agrees(net, x, "VH pair (3x1, 1x3), Tucker-2 triple (1x1, 3x3/2, 1x1), two linear layers");
+        tensor_free(x);
+        nn_net_free(net);
+    }
+}
+
 static void test_builders(void)
 {
     static const struct {
@@ -334,6 +356,7 @@ int main(void)
     test_residual();
     test_pools();
     test_linear_and_others();
+    test_factored();
     test_builders();
     rng_free(r);
     return tap_done();
