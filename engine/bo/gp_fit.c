@@ -1,0 +1,178 @@
+#include "bo/gp_fit.h"
+
+#include <math.h>
+#include <nlopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+gp_prior gp_prior_default(void) { return (gp_prior){3.0, 6.0, 2.0, 0.15, 1.1, 0.05}; }
+gp_prior gp_prior_none(void) { return (gp_prior){0, 0, 0, 0, 0, 0}; }
+
+void gp_fit_defaults(gp_fit_options *o)
+{
+    o->prior = gp_prior_default();
+    o->restarts = 2;
+    o->maxeval = 200;
+    o->ftol_rel = 1e-9;
+}
+
+/* log Gamma(v; a, b) for v = exp(t), and d/dt of it */
+static double log_gamma_pdf(double a, double b, double t, double *dt)
+{
+    double v = exp(t);
+    *dt = (a - 1) - b * v;
+    return a * log(b) - lgamma(a) + (a - 1) * t - b * v;
+}
+
+double gp_log_prior(const gp *g, const gp_prior *p, const double *theta, double *grad)
+{
+    int np = gp_nparams(g), d = g->d;
+    double lp = 0, dt;
+    if (grad)
+        memset(grad, 0, (size_t)np * sizeof *grad);
+    if (p->ls_shape > 0)
+        for (int j = 0; j < d; j++) {
+            lp += log_gamma_pdf(p->ls_shape, p->ls_rate, theta[1 + j], &dt);
+            if (grad)
+                grad[1 + j] = dt;
+        }
+    if (p->os_shape > 0) {
+        lp += log_gamma_pdf(p->os_shape, p->os_rate, theta[1 + d], &dt);
+        if (grad)
+            grad[1 + d] = dt;
+    }
+    if (g->learn_noise && p->noise_shape > 0) {
+        lp += log_gamma_pdf(p->noise_shape, p->noise_rate, theta[2 + d], &dt);
+        if (grad)
+            grad[2 + d] = dt;
+    }
+    return lp;
+}
+
+typedef struct fit_ctx {
+    gp *g;
+    const gp_prior *prior;
+    double *pgrad;
+    int failed;
+} fit_ctx;
+
+/* NLopt minimizes the negative log posterior. */
+static double objective(unsigned np, const double *theta, double *grad, void *data)
+{
+    fit_ctx *c = data;
+    gp_set_theta(c->g, theta);
+    if (gp_update(c->g) != 0 || (grad && gp_lml_grad(c->g, grad) != 0)) {
+        c->failed++;
+        if (grad)
+            memset(grad, 0, np * sizeof *grad);
+        return HUGE_VAL;
+    }
+    double lp = gp_log_prior(c->g, c->prior, theta, grad ? c->pgrad : NULL);
+    if (grad)
+        for (unsigned i = 0; i < np; i++)
+            grad[i] = -(grad[i] + c->pgrad[i]);
+    return -(c->g->lml + lp);
+}
+
+int gp_fit(gp *g, const gp_fit_options *o, rng *r, int from_current, double *log_post)
+{
+    int n = g->n, d = g->d, np = gp_nparams(g);
+    /* data scales: spans of the inputs, variance of y */
+    double ymean = 0, yvar = 0;
+    for (int i = 0; i < n; i++)
+        ymean += g->y[i];
+    ymean /= n;
+    for (int i = 0; i < n; i++)
+        yvar += (g->y[i] - ymean) * (g->y[i] - ymean);
+    yvar = n > 1 ? yvar / (n - 1) : 0;
+    if (!(yvar > 0))
+        yvar = ymean != 0 ? ymean * ymean : 1.0;
+    double *buf = calloc((size_t)np * 6 + (size_t)d, sizeof *buf);
+    if (!buf)
+        return err_set("out of memory fitting a GP");
+    double *lb = buf, *ub = lb + np, *x = ub + np, *best = x + np, *pgrad = best + np, *start = pgrad + np,
+           *span = start + np;
+    for (int j = 0; j < d; j++) {
+        double lo = g->X[j], hi = g->X[j];
+        for (int i = 1; i < n; i++) {
+            double v = g->X[(size_t)i * d + j];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        span[j] = hi > lo ? hi - lo : 1.0;
+    }
+    lb[0] = -HUGE_VAL;
+    ub[0] = HUGE_VAL;
+    for (int j = 0; j < d; j++) {
+        lb[1 + j] = log(1e-3 * span[j]);
+        ub[1 + j] = log(1e3 * span[j]);
+    }
+    lb[1 + d] = log(1e-6 * yvar);
+    ub[1 + d] = log(1e6 * yvar);
+    if (g->learn_noise) {
+        lb[2 + d] = log(1e-9 * yvar);
+        ub[2 + d] = log(10 * yvar);
+    }
+    /* the first start */
+    if (from_current) {
+        gp_get_theta(g, start);
+        if (g->learn_noise && !(g->noise_level > 0))
+            start[2 + d] = log(1e-2 * yvar);
+    } else {
+        start[0] = ymean;
+        for (int j = 0; j < d; j++) {
+            const gp_prior *p = &o->prior;
+            double mode = p->ls_shape > 1 ? (p->ls_shape - 1) / p->ls_rate : 0.5 * span[j];
+            start[1 + j] = log(mode);
+        }
+        start[1 + d] = log(yvar);
+        if (g->learn_noise)
+            start[2 + d] = log(1e-2 * yvar);
+    }
+    nlopt_opt opt = nlopt_create(NLOPT_LD_LBFGS, (unsigned)np);
+    if (!opt) {
+        free(buf);
+        return err_set("cannot create the NLopt optimizer");
+    }
+    fit_ctx ctx = {g, &o->prior, pgrad, 0};
+    nlopt_set_min_objective(opt, objective, &ctx);
+    nlopt_set_lower_bounds(opt, lb);
+    nlopt_set_upper_bounds(opt, ub);
+    nlopt_set_ftol_rel(opt, o->ftol_rel);
+    nlopt_set_maxeval(opt, o->maxeval);
+    double best_f = HUGE_VAL;
+    for (int s = 0; s <= o->restarts; s++) {
+        if (s == 0) {
+            memcpy(x, start, (size_t)np * sizeof *x);
+        } else {
+            x[0] = ymean + 0.5 * sqrt(yvar) * rng_normal(r);
+            for (int j = 0; j < d; j++)
+                x[1 + j] = log(span[j]) + log(0.05) + rng_uniform(r) * log(40.0);
+            x[1 + d] = log(yvar) + 4 * rng_uniform(r) - 2;
+            if (g->learn_noise)
+                x[2 + d] = log(yvar) + log(1e-4) + rng_uniform(r) * log(5e3);
+        }
+        for (int i = 0; i < np; i++)
+            x[i] = x[i] < lb[i] ? lb[i] : x[i] > ub[i] ? ub[i] : x[i];
+        double f = HUGE_VAL;
+        nlopt_result res = nlopt_optimize(opt, x, &f);
+        (void)res; /* a start that stops early (roundoff, maxeval) still gives a usable point */
+        if (f < best_f && isfinite(f)) {
+            best_f = f;
+            memcpy(best, x, (size_t)np * sizeof *x);
+        }
+    }
+    nlopt_destroy(opt);
+    if (!isfinite(best_f)) {
+        free(buf);
+        return err_set("GP fit failed: no start gave a finite marginal likelihood");
+    }
+    gp_set_theta(g, best);
+    int rc = gp_update(g);
+    if (rc == 0 && log_post)
+        *log_post = g->lml + gp_log_prior(g, &o->prior, best, NULL);
+    free(buf);
+    return rc;
+}
