@@ -47,9 +47,14 @@ double acq_log_h(double u, double *phi_over_h, double *Phi_over_h)
         return log(h);
     }
     double t = -u;
-    if (t < 40) {
-        /* Phi(u) / phi(u) = 1 / hazard(t); h / phi = 1 - t / hazard(t) loses ~log10(t^2) digits */
-        q = 1.0 / gsl_sf_hazard(t);
+    if (t < 30) {
+        /* q = Phi(u) / phi(u) = sqrt(pi/2) erfc(t/sqrt2) exp(t^2/2), with t^2/2 split into hi + lo so that
+         * exp sees no rounded argument; h / phi = 1 - t q loses ~log10(t^2) digits */
+        double hi = 0.5 * t * t, lo = 0.5 * fma(t, t, -2 * hi);
+        q = 1.2533141373155002512 * erfc(t / M_SQRT2) * exp(hi) * (1 + lo);
+        r1 = 1.0 - t * q;
+    } else if (t < 40) {
+        q = 1.0 / gsl_sf_hazard(t); /* past libm's erfc range */
         r1 = 1.0 - t * q;
     } else {
         /* asymptotic Mills-ratio series, its truncation error below 1e-12 relative for t >= 40 */
@@ -281,13 +286,24 @@ static double nei_eval(acq *a, const double *x, double *grad)
     for (int m = 0; m < M; m++)
         a->mus[m] = cg->mean;
     cblas_dgemv(CblasColMajor, CblasTrans, n, M, 1.0, a->A, n, p->k, 1, 1.0, a->mus, 1);
-    double sum_ph = 0;
+    double sum_ph = 0, umax = -HUGE_VAL;
     for (int m = 0; m < M; m++) {
-        double ph, Ph;
-        a->logs[m] = log(sigma) + acq_log_h((a->best_m[m] - a->mus[m]) / sigma, &ph, &Ph);
+        a->c[m] = (a->best_m[m] - a->mus[m]) / sigma; /* u_m */
+        umax = a->c[m] > umax ? a->c[m] : umax;
+    }
+    /* Samples whose log EI lies 50 below the largest cannot matter: skip their log h (log h(u) <
+     * log phi(u) for u < -1 bounds them without computing it). */
+    double cut = acq_log_h(umax, NULL, NULL) - 50, log_sigma = log(sigma);
+    for (int m = 0; m < M; m++) {
+        double u = a->c[m], ph = 0, Ph = 0;
+        if (u < -1 && -0.5 * u * u - LOG_SQRT_2PI < cut) {
+            a->logs[m] = -HUGE_VAL;
+        } else {
+            a->logs[m] = log_sigma + acq_log_h(u, &ph, &Ph);
+            lmax = a->logs[m] > lmax ? a->logs[m] : lmax;
+        }
         a->c[m] = Ph;
         a->mus[m] = ph; /* reuse: phi/h of sample m */
-        lmax = a->logs[m] > lmax ? a->logs[m] : lmax;
     }
     double z = 0;
     for (int m = 0; m < M; m++) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bo/bo_blas.h"
 #include "core/err.h"
 
 gp_prior gp_prior_default(void) { return (gp_prior){3.0, 6.0, 2.0, 0.15, 1.1, 0.05}; }
@@ -76,7 +77,17 @@ static double objective(unsigned np, const double *theta, double *grad, void *da
     return -(c->g->lml + lp);
 }
 
+static int fit(gp *g, const gp_fit_options *o, rng *r, int from_current, double *log_post);
+
 int gp_fit(gp *g, const gp_fit_options *o, rng *r, int from_current, double *log_post)
+{
+    int threads = bo_blas_serial_begin();
+    int rc = fit(g, o, r, from_current, log_post);
+    bo_blas_serial_end(threads);
+    return rc;
+}
+
+static int fit(gp *g, const gp_fit_options *o, rng *r, int from_current, double *log_post)
 {
     int n = g->n, d = g->d, np = gp_nparams(g);
     /* data scales: spans of the inputs, variance of y */

@@ -1,0 +1,17 @@
+#include "bo/bo_blas.h"
+
+#include <cblas.h>
+
+int bo_blas_serial_begin(void)
+{
+    int previous = openblas_get_num_threads();
+    if (previous != 1)
+        openblas_set_num_threads(1);
+    return previous;
+}
+
+void bo_blas_serial_end(int previous)
+{
+    if (previous != 1)
+        openblas_set_num_threads(previous);
+}
