@@ -2,6 +2,7 @@
 #include <lauxlib.h>
 
 #include "lua/lb.h"
+#include "lua/l_bo.h"
 #include "lua/l_data.h"
 #include "lua/l_nn.h"
 #include "lua/l_tensor.h"
@@ -11,6 +12,7 @@ static const luaL_Reg engine_modules[] = {
     {"tensor", luaopen_tensor},
     {"nn", luaopen_nn},
     {"data", luaopen_data},
+    {"bo", luaopen_bo},
     {NULL, NULL},
 };
 
