@@ -47,7 +47,7 @@ gp *gp_new(int n, int d, const double *X, const double *y, const double *noise, 
     g->kf = malloc(nn * sizeof *g->kf);
     g->dg = malloc(nn * sizeof *g->dg);
     g->alpha = malloc((size_t)n * sizeof *g->alpha);
-    g->work = malloc(nn * sizeof *g->work);
+    g->work = malloc((nn > (size_t)d ? nn : (size_t)d) * sizeof *g->work); /* also d values in build_kernel */
     if (!g->X || !g->y || !g->noise || !g->lengthscale || !g->inv_l || !g->L || !g->kf || !g->dg ||
         !g->alpha || !g->work) {
         gp_free(g);
@@ -78,7 +78,35 @@ void gp_free(gp *g)
     free(g->dg);
     free(g->alpha);
     free(g->work);
+    free(g->pair_d2);
+    free(g->pair_tmp);
     free(g);
+}
+
+int gp_cache_pairs(gp *g)
+{
+    int n = g->n, d = g->d;
+    size_t np = (size_t)n * (n - 1) / 2;
+    if (g->pair_d2)
+        return 0;
+    if (np == 0 || np * d > ((size_t)1 << 25)) /* 256 MB */
+        return -1;
+    g->pair_d2 = malloc(np * d * sizeof *g->pair_d2);
+    g->pair_tmp = malloc(np * sizeof *g->pair_tmp);
+    if (!g->pair_d2 || !g->pair_tmp) {
+        free(g->pair_d2);
+        free(g->pair_tmp);
+        g->pair_d2 = g->pair_tmp = NULL;
+        return -1;
+    }
+    size_t p = 0;
+    for (int c = 0; c < n; c++)
+        for (int r = c + 1; r < n; r++, p++)
+            for (int j = 0; j < d; j++) {
+                double t = g->X[(size_t)r * d + j] - g->X[(size_t)c * d + j];
+                g->pair_d2[p * d + j] = t * t;
+            }
+    return 0;
 }
 
 int gp_nparams(const gp *g) { return g->d + 2 + (g->learn_noise ? 1 : 0); }
@@ -110,12 +138,21 @@ static void build_kernel(gp *g)
     int n = g->n, d = g->d;
     for (int j = 0; j < d; j++)
         g->inv_l[j] = 1.0 / g->lengthscale[j];
+    if (g->pair_d2) {
+        /* r2 of every pair at once: pair_d2 (pairs x d) times 1 / l^2 */
+        double *il2 = g->work;
+        for (int j = 0; j < d; j++)
+            il2[j] = g->inv_l[j] * g->inv_l[j];
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)((size_t)n * (n - 1) / 2), d, 1.0, g->pair_d2, d, il2, 1, 0.0,
+                    g->pair_tmp, 1);
+    }
+    size_t p = 0;
     for (int c = 0; c < n; c++) {
         const double *xc = g->X + (size_t)c * d;
         g->kf[c + (size_t)c * n] = g->outputscale;
         g->dg[c + (size_t)c * n] = 0;
-        for (int r = c + 1; r < n; r++) {
-            double dgv, r2 = gp_kernel_r2(d, g->X + (size_t)r * d, xc, g->inv_l);
+        for (int r = c + 1; r < n; r++, p++) {
+            double dgv, r2 = g->pair_d2 ? g->pair_tmp[p] : gp_kernel_r2(d, g->X + (size_t)r * d, xc, g->inv_l);
             g->kf[r + (size_t)c * n] = g->outputscale * gp_kernel_profile(g->kernel, r2, &dgv);
             g->dg[r + (size_t)c * n] = dgv;
         }
@@ -184,24 +221,34 @@ int gp_lml_grad(gp *g, double *grad)
     double *gl = grad + 1;
     for (int j = 0; j < d; j++)
         gl[j] = 0;
+    size_t p = 0;
     for (int c = 0; c < n; c++) {
         gmean += g->alpha[c];
         const double *xc = g->X + (size_t)c * d;
         double wcc = g->alpha[c] * g->alpha[c] - W[c + (size_t)c * n];
         gos += wcc * g->outputscale;
         gnoise += wcc;
-        for (int r = c + 1; r < n; r++) {
+        for (int r = c + 1; r < n; r++, p++) {
             size_t idx = r + (size_t)c * n;
             double w = g->alpha[r] * g->alpha[c] - W[idx]; /* off-diagonal counted twice below */
             gos += 2 * w * g->kf[idx];
             /* dK/dlog l_j = s2 dg (-2) (diff_j / l_j)^2; with the factor 2 for symmetry and 1/2 */
             double f = -2.0 * w * g->outputscale * g->dg[idx];
+            if (g->pair_d2) {
+                g->pair_tmp[p] = f;
+                continue;
+            }
             const double *xr = g->X + (size_t)r * d;
             for (int j = 0; j < d; j++) {
                 double t = (xr[j] - xc[j]) * g->inv_l[j];
                 gl[j] += f * t * t;
             }
         }
+    }
+    if (g->pair_d2) {
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)p, d, 1.0, g->pair_d2, d, g->pair_tmp, 1, 0.0, gl, 1);
+        for (int j = 0; j < d; j++)
+            gl[j] *= g->inv_l[j] * g->inv_l[j];
     }
     grad[0] = gmean;
     grad[1 + d] = 0.5 * gos;

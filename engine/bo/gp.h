@@ -27,6 +27,7 @@ typedef struct gp {
     int ready;
     /* private scratch */
     double *inv_l, *kf, *dg, *work;
+    double *pair_d2, *pair_tmp; /* squared coordinate differences per pair (gp_cache_pairs) */
 } gp;
 
 /* Copies the data; noise may be NULL (all zero). Hyperparameters start at mean 0, lengthscales 1,
@@ -37,6 +38,11 @@ void gp_free(gp *g);
 /* Builds K_y and factorizes it (jitter ladder: none, then 1e-10 .. 1e-1 of the mean diagonal),
  * computes alpha and the log marginal likelihood. -1 with err_set when nothing works. */
 int gp_update(gp *g);
+
+/* Keeps the squared coordinate differences of all pairs of inputs (n (n - 1) / 2 x d doubles), which
+ * makes the repeated updates and gradients of a hyperparameter fit faster. 0, or -1 (nothing cached)
+ * when that would take too much memory. */
+int gp_cache_pairs(gp *g);
 
 /* Hyperparameter vector: [mean, log lengthscale_1..d, log outputscale, (log noise_level)]. */
 int gp_nparams(const gp *g);

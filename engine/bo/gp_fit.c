@@ -147,6 +147,7 @@ static int fit(gp *g, const gp_fit_options *o, rng *r, int from_current, double 
         free(buf);
         return err_set("cannot create the NLopt optimizer");
     }
+    gp_cache_pairs(g); /* optional: a fit without the cache is only slower */
     fit_ctx ctx = {g, &o->prior, pgrad, 0};
     nlopt_set_min_objective(opt, objective, &ctx);
     nlopt_set_lower_bounds(opt, lb);

@@ -107,6 +107,19 @@ static void check_lml_gradient(rng *r, gp_kernel_kind kind, int learn_noise)
     }
     tap_ok(worst < 1e-6, "%s%s: lml gradient matches central differences (worst rel %.2g)", gp_kernel_name(kind),
            learn_noise ? " + learned noise" : "", worst);
+    /* the cached pair differences give the same numbers */
+    double lml = g->lml, g2[8];
+    gp_set_theta(g, theta);
+    gp_update(g);
+    lml = g->lml;
+    gp_cache_pairs(g);
+    gp_update(g);
+    gp_lml_grad(g, g2);
+    worst = fabs(g->lml - lml) / fabs(lml);
+    for (int i = 0; i < np; i++)
+        worst = fmax(worst, fabs(g2[i] - grad[i]) / fmax(1, fabs(grad[i])));
+    tap_ok(g->pair_d2 && worst < 1e-12, "%s: cached pair differences give the same lml and gradient (rel %.2g)",
+           gp_kernel_name(kind), worst);
     /* the log prior's gradient too */
     gp_prior p = gp_prior_default();
     double pg[8];
