@@ -98,9 +98,17 @@ static int check_header(const cJSON *o, const bo_journal_header *h)
         if (number_array(cJSON_GetObjectItemCaseSensitive(o, names[k]), h->d, v) != 0)
             rc = err_set("its header has no valid \"%s\" bounds", names[k]);
         for (int j = 0; j < h->d && rc == 0; j++)
-            if (v[j] != want[k][j])
-                rc = err_set("written for other bounds: dimension %d has %s bound %.17g there, %.17g here", j + 1,
-                             names[k], v[j], want[k][j]);
+            if (v[j] != want[k][j]) {
+                char a[32], b[32];
+                snprintf(a, sizeof a, "%.15g", v[j]);
+                snprintf(b, sizeof b, "%.15g", want[k][j]);
+                if (strcmp(a, b) == 0) { /* show the digits that differ */
+                    snprintf(a, sizeof a, "%.17g", v[j]);
+                    snprintf(b, sizeof b, "%.17g", want[k][j]);
+                }
+                rc = err_set("written for other bounds: dimension %d has %s bound %s there, %s here", j + 1,
+                             names[k], a, b);
+            }
     }
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(o, "integer");
     for (int j = 0; j < h->d && rc == 0; j++) {
