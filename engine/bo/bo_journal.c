@@ -30,6 +30,21 @@ void bo_records_free(bo_record *records, int count)
     free(records);
 }
 
+cJSON *bo_json_number(double v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.17g", v);
+    return cJSON_CreateRaw(buf);
+}
+
+static cJSON *number_list(const double *v, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++)
+        cJSON_AddItemToArray(a, bo_json_number(v[i]));
+    return a;
+}
+
 static char *slurp(const char *path, long *size)
 {
     FILE *f = fopen(path, "rb");
@@ -64,8 +79,8 @@ static int number_array(const cJSON *a, int d, double *out)
 
 static cJSON *header_json(const bo_journal_header *h)
 {
-    cJSON *o = cJSON_CreateObject(), *lo = cJSON_CreateDoubleArray(h->lower, h->d),
-          *hi = cJSON_CreateDoubleArray(h->upper, h->d), *in = cJSON_CreateArray();
+    cJSON *o = cJSON_CreateObject(), *lo = number_list(h->lower, h->d), *hi = number_list(h->upper, h->d),
+          *in = cJSON_CreateArray();
     for (int j = 0; j < h->d; j++)
         cJSON_AddItemToArray(in, cJSON_CreateBool(h->integer && h->integer[j]));
     cJSON_AddStringToObject(o, "journal", JOURNAL_KIND);
@@ -74,7 +89,9 @@ static cJSON *header_json(const bo_journal_header *h)
     cJSON_AddItemToObject(o, "lower", lo);
     cJSON_AddItemToObject(o, "upper", hi);
     cJSON_AddItemToObject(o, "integer", in);
-    cJSON_AddNumberToObject(o, "seed", (double)h->seed);
+    char seed[24];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)h->seed);
+    cJSON_AddItemToObject(o, "seed", cJSON_CreateRaw(seed));
     cJSON_AddStringToObject(o, "acquisition", h->acquisition ? h->acquisition : "");
     return o;
 }
@@ -276,14 +293,14 @@ int bo_journal_append(bo_journal *j, const bo_record *r)
     if (!o)
         return err_set("out of memory");
     cJSON_AddNumberToObject(o, "i", r->index);
-    cJSON_AddItemToObject(o, "x", cJSON_CreateDoubleArray(r->x, j->d));
-    cJSON_AddNumberToObject(o, "y", r->y);
+    cJSON_AddItemToObject(o, "x", number_list(r->x, j->d));
+    cJSON_AddItemToObject(o, "y", bo_json_number(r->y));
     if (isfinite(r->se))
-        cJSON_AddNumberToObject(o, "se", r->se);
+        cJSON_AddItemToObject(o, "se", bo_json_number(r->se));
     else
         cJSON_AddNullToObject(o, "se");
     if (isfinite(r->seconds))
-        cJSON_AddNumberToObject(o, "seconds", r->seconds);
+        cJSON_AddItemToObject(o, "seconds", bo_json_number(r->seconds));
     cJSON_AddNumberToObject(o, "time", isfinite(r->time) ? r->time : (double)time(NULL));
     if (r->info)
         cJSON_AddItemToObject(o, "info", cJSON_Duplicate(r->info, 1));

@@ -38,6 +38,10 @@ bo_journal *bo_journal_open(const char *path, const bo_journal_header *h, bo_rec
 int bo_journal_append(bo_journal *j, const bo_record *r);
 
 void bo_journal_close(bo_journal *j);
+
+/* A JSON number that reads back as exactly v (cJSON's own printing rounds to 15 digits when the
+ * difference looks negligible); v must be finite. */
+cJSON *bo_json_number(double v);
 void bo_records_free(bo_record *records, int count);
 
 #endif

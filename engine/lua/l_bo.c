@@ -166,7 +166,7 @@ static cJSON *to_json(lua_State *L, int idx)
     switch (lua_type(L, idx)) {
     case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
     case LUA_TSTRING: return cJSON_CreateString(lua_tostring(L, idx));
-    case LUA_TNUMBER: return cJSON_CreateNumber(lua_tonumber(L, idx));
+    case LUA_TNUMBER: return bo_json_number(lua_tonumber(L, idx));
     case LUA_TTABLE: {
         lua_Integer n = luaL_len(L, idx), count = 0;
         lua_pushnil(L);

@@ -40,7 +40,8 @@ int main(void)
     int count;
     bo_journal *j = bo_journal_open(path, &h, &recs, &count);
     tap_ok(j && count == 0, "a new journal opens empty");
-    double xs[3][2] = {{0.1, 1.0 / 3.0}, {-0.7, 0.0123456789012345678}, {1e-300, 0.1}};
+    /* values one ulp apart from a short decimal: a 15-digit printer would lose them */
+    double xs[3][2] = {{0.1, nextafter(1.0 / 3.0, 1)}, {-0.7, 0.0123456789012345678}, {1e-300, nextafter(0.1, 0)}};
     double ys[3] = {M_PI, -1e-17, 12345.678901234567};
     double ses[3] = {0.25, NAN, 0};
     for (int i = 0; i < 3; i++) {
