@@ -154,5 +154,15 @@ for _, case in ipairs{{"exit", "ei_c", 7}, {"error", "nei", 5}} do
   tap.ok(ok_b3 and tonumber(calls_b3) == 0 and read(oa) == read(ob), how .. ": a finished run rerun evaluates nothing")
 end
 
+-- bad input in a script is one line naming the script's line and the key
+local bad = dir .. "/bad.lua"
+f = io.open(bad, "w")
+f:write("\nbo.minimize{f = function(x) return x[1] end, bounds = {{0, 1}}, iters = 3}\n")
+f:close()
+local ok_bad, _, err_bad = tap.run(bin .. " " .. bad)
+tap.ok(not ok_bad and err_bad:find(bad .. ":2: bo.minimize: unknown key 'iters'", 1, true),
+       "an unknown key in a script is reported with the script's line")
+tap.is(select(2, err_bad:gsub("\n", "")), 1, "on one line")
+
 os.execute("rm -rf " .. dir)
 tap.done()
