@@ -855,7 +855,7 @@ static int l_minimize(lua_State *L)
     int cbt = lua_getfield(L, 1, "callback");
     lua_pop(L, 1);
     if (cbt != LUA_TNIL && cbt != LUA_TFUNCTION)
-        return lb_error(L, "bo.minimize: 'callback' must be a function (i, record)");
+        return lb_error(L, "bo.minimize: 'callback' must be a function (i, record, optimizer)");
     lua_Integer iterations = lb_opt_integer(L, 1, "bo.minimize", "iterations", 20);
     if (iterations < 0)
         return lb_error(L, "bo.minimize: 'iterations' must be >= 0");
@@ -895,7 +895,8 @@ static int l_minimize(lua_State *L)
             lua_getfield(L, 1, "callback");
             lua_pushinteger(L, n + 1);
             lua_pushvalue(L, -3);
-            lua_call(L, 2, 1);
+            lua_pushvalue(L, opt_idx);
+            lua_call(L, 3, 1);
             stopped = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
         }
         lua_settop(L, base);

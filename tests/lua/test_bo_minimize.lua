@@ -83,12 +83,18 @@ tap.dies("f's second result: the standard error", "f's se is checked", bo.minimi
          {f = function() return 1, -1 end, bounds = {{0, 1}}, iterations = 1})
 
 -- bo.minimize: noisy sinone; the callback sees every evaluation and can stop the run
-local seen = {}
+local seen, frames = {}, 0
 local r = bo.minimize{f = function(x, i) return bo.functions.sinone(x, 0.03, 100 + i), 0.03 end,
                       bounds = {{0, 1}}, init = 5, iterations = 20, acquisition = "nei", seed = 1,
-                      callback = function(i, rc) seen[#seen + 1] = i; assert(rc.best and rc.x and rc.y) end}
+                      callback = function(i, rc, o)
+                        seen[#seen + 1] = i
+                        assert(rc.best and rc.x and rc.y)
+                        local a = o:acquisition{{0.1}, {0.5}, {0.9}}
+                        if #a == 3 and a[1] >= 0 and o:count() == i then frames = frames + 1 end
+                      end}
 tap.is(#r.history, 25, "init + iterations evaluations")
 tap.is(#seen, 25, "the callback ran once per evaluation")
+tap.is(frames, 25, "the callback can read the acquisition of the optimizer")
 tap.ok(math.abs(r.best.x[1] - 0.6330) <= 0.01, "noisy sinone: best x " .. r.best.x[1])
 local stopped = bo.minimize{f = function(x) return bo.functions.sinone(x) end, bounds = {{0, 1}}, init = 3,
                             iterations = 10, callback = function(i) return i < 4 end}
