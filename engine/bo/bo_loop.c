@@ -260,23 +260,28 @@ int bo_ask(bo *b, double *x)
         return err_set("out of memory");
     int rc = -1, threads = bo_blas_serial_begin();
     b->last_acq = NAN;
-    if (n < b->o.init || n == 0) {
+    int design = n < b->o.init || n == 0;
+    if (design) {
         /* the design: Sobol points n, n+1, ... (randomized by the seed), skipping evaluated ones */
-        uint64_t s = rng_derive_seed(b->o.seed, STREAM_DESIGN);
-        for (int64_t k = n; k < (int64_t)n + 100000; k++) {
-            if (bo_qmc_uniform(d, k, 1, s, u) != 0)
-                goto done;
+        bo_qmc *q = bo_qmc_new(d, rng_derive_seed(b->o.seed, STREAM_DESIGN));
+        if (!q)
+            goto done;
+        for (int k = 0; k < n; k++)
+            bo_qmc_next(q, u);
+        design = 0;
+        for (int k = 0; k < 10000 && !design; k++) {
+            bo_qmc_next(q, u);
             acqopt_round(d, b->levels, u);
-            if (!is_evaluated(b, u)) {
-                rc = 0;
-                break;
-            }
+            design = !is_evaluated(b, u);
         }
-        if (rc != 0) {
-            err_set("no design point left that has not been evaluated");
+        bo_qmc_free(q);
+        if (!design && n == 0) {
+            err_set("no design point found");
             goto done;
         }
-    } else {
+        rc = design ? 0 : -1; /* no fresh design point (a small integer domain): ask the model */
+    }
+    if (!design) {
         if (model(b) != 0)
             goto done;
         uint64_t s = rng_derive_seed(b->o.seed, (uint64_t)n);

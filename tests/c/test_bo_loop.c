@@ -132,7 +132,7 @@ static void check_integers(void)
     bo_options o;
     bo_defaults(&o, 1, &lo, &hi);
     o.integer = &one;
-    o.init = 2;
+    o.init = 10; /* a design larger than the domain: the loop must not search it forever */
     b = bo_new(&o);
     int seen[4] = {0}, ok = 1;
     for (int i = 0; i < 4 && ok; i++) {
