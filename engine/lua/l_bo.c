@@ -1002,15 +1002,8 @@ static const luaL_Reg opt_methods[] = {{"ask", l_opt_ask},         {"tell", l_op
                                        {"count", l_opt_count},     {"predict", l_opt_predict},
                                        {"acquisition", l_opt_acquisition}, {"model", l_opt_model},
                                        {"close", l_opt_close},     {NULL, NULL}};
-/* bo.clock(): monotonic wall-clock seconds, for timing runs and benchmarks. */
-static int l_clock(lua_State *L)
-{
-    lua_pushnumber(L, now_seconds());
-    return 1;
-}
-
 static const luaL_Reg bo_funcs[] = {{"gp", l_gp_new},         {"optimizer", l_opt_new}, {"minimize", l_minimize},
-                                    {"clock", l_clock},        {NULL, NULL}};
+                                    {NULL, NULL}};
 
 static int tostring_gp(lua_State *L)
 {
