@@ -5,6 +5,9 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+
+#include "core/err.h"
 
 static int tap_count, tap_failed;
 
@@ -42,6 +45,18 @@ static inline int tap_near(double got, double want, double tol, const char *what
     tap_ok(ok, "%s", what);
     if (!ok)
         tap_diag("got %.10g, want %.10g (tolerance %.3g)", got, want, tol);
+    return ok;
+}
+
+/* Passes when a call failed (failed is true) with a recorded message holding part1 and, if
+ * given, part2; the message is shown otherwise. */
+static inline int tap_error(int failed, const char *part1, const char *part2, const char *what)
+{
+    const char *m = err_msg();
+    int ok = failed && strstr(m, part1) && (!part2 || strstr(m, part2));
+    tap_ok(ok, "%s", what);
+    if (!ok)
+        tap_diag("failed %d, message: %s", failed, m);
     return ok;
 }
 

@@ -15,16 +15,6 @@
 
 static char tmpdir[] = "/tmp/test_idx.XXXXXX";
 
-static int contains(const char *s, const char *part) { return strstr(s, part) != NULL; }
-
-static void check_error(int failed, const char *part1, const char *part2, const char *what)
-{
-    int ok = failed && contains(err_msg(), part1) && (!part2 || contains(err_msg(), part2));
-    tap_ok(ok, "%s", what);
-    if (!ok)
-        tap_diag("failed %d, message: %s", failed, err_msg());
-}
-
 /* Writes magic, dims and payload (n bytes) to tmpdir/name, gzip-compressed unless plain is set. */
 static const char *write_idx(const char *name, uint32_t magic, int ndim, const uint32_t *dims, const uint8_t *payload,
                              size_t n, int plain)
@@ -93,35 +83,35 @@ static void test_errors(void)
     idx_images r;
     char missing[600];
     snprintf(missing, sizeof missing, "%s/missing.gz", tmpdir);
-    check_error(idx_read(missing, 3, &a) != 0, missing, "cannot open", "a missing file is named");
+    tap_error(idx_read(missing, 3, &a) != 0, missing, "cannot open", "a missing file is named");
 
     const char *p = write_idx("magic.gz", 0x903, 3, di, px, 24, 0);
-    check_error(idx_read(p, 3, &a) != 0, p, "bad IDX magic 0x00000903, expected 0x00000803", "a signed-byte dtype is refused");
+    tap_error(idx_read(p, 3, &a) != 0, p, "bad IDX magic 0x00000903, expected 0x00000803", "a signed-byte dtype is refused");
     p = write_idx("rank.gz", 0x801, 1, dl, lab, 3, 0);
-    check_error(idx_read(p, 3, &a) != 0, p, "bad IDX magic 0x00000801, expected 0x00000803",
+    tap_error(idx_read(p, 3, &a) != 0, p, "bad IDX magic 0x00000801, expected 0x00000803",
                 "a label file where images are expected is refused");
     p = write_idx("junk.gz", 0x12340803, 3, di, px, 24, 0);
-    check_error(idx_read(p, 3, &a) != 0, p, "bad IDX magic 0x12340803", "non-zero leading magic bytes are refused");
+    tap_error(idx_read(p, 3, &a) != 0, p, "bad IDX magic 0x12340803", "non-zero leading magic bytes are refused");
 
     p = write_idx("short.gz", 0x803, 3, di, px, 20, 0);
-    check_error(idx_read(p, 3, &a) != 0, p, "truncated file: 20 bytes of data where the header announces 24",
+    tap_error(idx_read(p, 3, &a) != 0, p, "truncated file: 20 bytes of data where the header announces 24",
                 "a truncated payload is refused");
     p = write_idx("head.gz", 0x803, 1, di, NULL, 0, 0); /* magic says 3 dims, one size follows */
-    check_error(idx_read(p, 3, &a) != 0, p, "header ends before its dimensions", "a truncated header is refused");
+    tap_error(idx_read(p, 3, &a) != 0, p, "header ends before its dimensions", "a truncated header is refused");
     p = write_idx("long.gz", 0x803, 3, di, px, 24, 0);
     {
         gzFile g = gzopen(p, "ab"); /* a second gzip member: zlib reads on into it */
         gzputc(g, 1);
         gzclose(g);
     }
-    check_error(idx_read(p, 3, &a) != 0, p, "trailing bytes", "trailing bytes are refused");
+    tap_error(idx_read(p, 3, &a) != 0, p, "trailing bytes", "trailing bytes are refused");
     p = write_idx("long.idx", 0x803, 3, di, px, 24, 1);
     {
         FILE *f = fopen(p, "ab");
         fputc(0, f);
         fclose(f);
     }
-    check_error(idx_read(p, 3, &a) != 0, p, "trailing bytes", "trailing bytes of a plain file are refused");
+    tap_error(idx_read(p, 3, &a) != 0, p, "trailing bytes", "trailing bytes of a plain file are refused");
 
     /* a gzip stream cut in the middle */
     uint8_t big[4096];
@@ -136,14 +126,14 @@ static void test_errors(void)
     f = fopen(p, "wb");
     fwrite(buf, 1, n / 2, f);
     fclose(f);
-    check_error(idx_read(p, 3, &a) != 0, p, "truncated file", "a cut gzip stream is refused");
+    tap_error(idx_read(p, 3, &a) != 0, p, "truncated file", "a cut gzip stream is refused");
 
     const char *im = write_idx("im3.gz", 0x803, 3, di, px, 24, 0);
     const char *lb = write_idx("lb4.gz", 0x801, 1, dl4, lab, 4, 0);
-    check_error(idx_read_images(im, lb, &r) != 0, lb, "4 labels for the 3 images", "a count mismatch is refused");
+    tap_error(idx_read_images(im, lb, &r) != 0, lb, "4 labels for the 3 images", "a count mismatch is refused");
     uint32_t dz[3] = {3, 0, 4};
     im = write_idx("zero.gz", 0x803, 3, dz, NULL, 0, 0);
-    check_error(idx_read_images(im, lb, &r) != 0, im, "images of 0x4 pixels", "images without pixels are refused");
+    tap_error(idx_read_images(im, lb, &r) != 0, im, "images of 0x4 pixels", "images without pixels are refused");
 }
 
 static void test_fashion(void)
@@ -211,7 +201,7 @@ static void test_fashion(void)
 
     ds_fashion_defaults(&o);
     o.path = tmpdir;
-    check_error(ds_fashion_mnist(&o) == NULL, "t10k-images-idx3-ubyte.gz: cannot open", tmpdir,
+    tap_error(ds_fashion_mnist(&o) == NULL, "t10k-images-idx3-ubyte.gz: cannot open", tmpdir,
                 "a folder without the files is named");
     ds_fashion_defaults(&o);
     o.train = 1;
