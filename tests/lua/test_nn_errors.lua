@@ -58,7 +58,7 @@ net:load(%q)
        and has(err, shape_str(t)) and has(err, shape_str(w)) then found = name end
   end
   tap.ok(found, "the error names a mismatched tensor, its shape in the file and the expected shape")
-  tap.diag(err)
+  tap.diag((err:gsub("\n$", "")))
 end
 
 -- 2. A weights file without one tensor: the error names it.

@@ -42,12 +42,9 @@ local function densify(weights, sparse, out)
   return out
 end
 
--- Number of learnable parameters the engine reports: net:params() as a count, or as tensors.
-local function param_count(net)
-  local p = net:params()
-  if type(p) == "number" then return p end
+local function numel_sum(tensors)
   local n = 0
-  for _, t in pairs(p) do n = n + (type(t) == "number" and t or t:numel()) end
+  for _, t in pairs(tensors) do n = n + t:numel() end
   return n
 end
 
@@ -66,10 +63,13 @@ for _, c in ipairs(cases) do
   else
     tap.ok(false, c.name .. ": logits match PyTorch (rel error <= 1e-4)")
   end
-  tap.is(param_count(net), math.tointeger(tonumber(meta.params)), c.name .. ": parameter count as PyTorch's")
-  local layers, sum = net:layers(), 0
-  for _, l in ipairs(layers) do sum = sum + (l.params or 0) end
-  tap.is(sum, math.tointeger(tonumber(meta.params)), c.name .. ": layers' params add up to PyTorch's count")
+  local params, buffers = math.tointeger(tonumber(meta.params)), math.tointeger(tonumber(meta.buffers))
+  tap.is(net:param_count(), params, c.name .. ": parameter count as PyTorch's")
+  tap.is(numel_sum(net:params()), params + buffers, c.name .. ": net:params() holds parameters and running statistics")
+  local sum, macs = 0, 0
+  for _, l in ipairs(net:layers()) do sum = sum + l.params; macs = macs + l.macs end
+  tap.is(sum, params, c.name .. ": layers' params add up to PyTorch's count")
+  tap.is(macs, math.tointeger(tonumber(meta.macs)), c.name .. ": layers' multiply-adds as counted in PyTorch")
 end
 
 -- net:save writes torchvision's names and shapes, and a saved net reloads to the same outputs.
