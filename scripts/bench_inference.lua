@@ -6,9 +6,10 @@
 --   holding x (default: zeros).
 -- Worker:      boengine --threads 2 scripts/bench_inference.lua --serve
 --   driven line by line on stdin by scripts/bench-inference, which alternates it with PyTorch:
---   "setup MODEL BATCH WEIGHTS|- INPUT|-" -> "ready", "run" -> "time SECONDS" (or "time -" when
---   the engine has no wall clock: the driver then times both peers itself), "save PATH" (writes
---   the last logits as y), "free", "quit".
+--   "setup MODEL BATCH WEIGHTS|- INPUT|-" -> "ready", "run" -> "time WALL CPU" (seconds; WALL is
+--   "-" when the engine has no wall clock: the driver then times both peers itself; CPU is the
+--   process's CPU time, all threads, from os.clock), "save PATH" (writes the last logits as y),
+--   "free", "quit".
 
 local models = {
   vgg16 = {input = {3, 224, 224}, build = function()
@@ -53,14 +54,10 @@ if arg[1] == "--serve" then
       net, x = setup(a, math.tointeger(tonumber(b)), c, d)
       print("ready")
     elseif cmd == "run" then
-      if clock then
-        local t0 = clock()
-        y = net:forward(x)
-        print(string.format("time %.9f", clock() - t0))
-      else
-        y = net:forward(x)
-        print("time -")
-      end
+      local c0, t0 = os.clock(), clock and clock()
+      y = net:forward(x)
+      local wall = clock and string.format("%.9f", clock() - t0) or "-"
+      print(string.format("time %s %.9f", wall, os.clock() - c0))
     elseif cmd == "save" then
       tensor.save(a, {y = y or net:forward(x)})
       print("saved")
