@@ -1,12 +1,11 @@
 #include "nn/exec.h"
 
 #include <math.h>
-#include <oneapi/dnnl/dnnl.h>
-#include <oneapi/dnnl/dnnl_debug.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "nn/dnnl_util.h"
 
 #define MAX_ARGS 8
 #define MAX_PLANS 4
@@ -66,24 +65,6 @@ struct nn_exec {
     plan *plans[MAX_PLANS]; /* most recently used first */
     fixed *fixed;
 };
-
-static dnnl_engine_t engine;
-static dnnl_stream_t stream;
-
-static int check(dnnl_status_t st, const char *what)
-{
-    return st == dnnl_success ? 0 : err_set("oneDNN: %s: %s", what, dnnl_status2str(st));
-}
-
-static int ensure_engine(void)
-{
-    if (engine)
-        return 0;
-    if (check(dnnl_engine_create(&engine, dnnl_cpu, 0), "creating the CPU engine") ||
-        check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "creating a stream"))
-        return -1;
-    return 0;
-}
 
 static void plan_free(plan *p)
 {
@@ -148,7 +129,7 @@ static step *new_step(plan *p, dnnl_primitive_desc_t pd)
         return NULL;
     step *s = &p->steps[p->nsteps];
     memset(s, 0, sizeof *s);
-    if (pd && check(dnnl_primitive_create(&s->prim, pd), "creating a primitive"))
+    if (pd && dn_check(dnnl_primitive_create(&s->prim, pd), "creating a primitive"))
         return NULL;
     p->nsteps++;
     return s;
@@ -160,23 +141,11 @@ static void add_arg(step *s, int id, int value, dnnl_memory_t fixed)
 }
 
 
-static void md_plain(dnnl_memory_desc_t *md, int ndims, const int64_t *dims)
-{
-    static const dnnl_format_tag_t tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd,
-                                             dnnl_abcde};
-    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tags[ndims]);
-}
-
-static void md_any(dnnl_memory_desc_t *md, int ndims, const int64_t *dims)
-{
-    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, dnnl_format_tag_any);
-}
-
 /* A new value holding a copy of v in layout want (a reorder step). */
 static int copy_value(plan *p, int v, const dnnl_memory_desc_t *want)
 {
     dnnl_primitive_desc_t pd;
-    if (check(dnnl_reorder_primitive_desc_create(&pd, &p->values[v].md, engine, want, engine, NULL),
+    if (dn_check(dnnl_reorder_primitive_desc_create(&pd, &p->values[v].md, dn_engine, want, dn_engine, NULL),
               "creating a reorder"))
         return -1;
     step *s = new_step(p, pd);
@@ -203,38 +172,6 @@ static int in_layout(plan *p, int v, const dnnl_memory_desc_t *want)
     return r;
 }
 
-/* A new memory in layout want holding plain data (weights or bias), reordered now. */
-static dnnl_memory_t reordered_memory(const float *data, int ndims, const int64_t *dims,
-                                      const dnnl_memory_desc_t *want)
-{
-    dnnl_memory_desc_t plain;
-    md_plain(&plain, ndims, dims);
-    dnnl_memory_t src = NULL, dst = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_t reorder = NULL;
-    int ok = !check(dnnl_memory_create(&src, &plain, engine, (void *)data), "weights memory") &&
-             !check(dnnl_memory_create(&dst, want, engine, DNNL_MEMORY_ALLOCATE), "weights memory") &&
-             !check(dnnl_reorder_primitive_desc_create(&pd, &plain, engine, want, engine, NULL),
-                    "weights reorder") &&
-             !check(dnnl_primitive_create(&reorder, pd), "weights reorder");
-    if (ok) {
-        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
-        ok = !check(dnnl_primitive_execute(reorder, stream, 2, args), "weights reorder") &&
-             !check(dnnl_stream_wait(stream), "weights reorder");
-    }
-    if (reorder)
-        dnnl_primitive_destroy(reorder);
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
-    if (src)
-        dnnl_memory_destroy(src);
-    if (!ok && dst) {
-        dnnl_memory_destroy(dst);
-        dst = NULL;
-    }
-    return dst;
-}
-
 static dnnl_memory_t cached_fixed(const nn_exec *e, int node, int slot, int folded, const dnnl_memory_desc_t *want)
 {
     for (int i = 0; i < e->nfixed; i++) {
@@ -256,23 +193,6 @@ static dnnl_memory_t keep_fixed(nn_exec *e, int node, int slot, int folded, dnnl
     if (m)
         e->fixed[e->nfixed++] = (fixed){node, slot, folded, m};
     return m;
-}
-
-static dnnl_primitive_attr_t post_ops_attr(int sum, int relu)
-{
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t po = NULL;
-    if (!sum && !relu)
-        return NULL;
-    if (dnnl_primitive_attr_create(&attr) != dnnl_success || dnnl_post_ops_create(&po) != dnnl_success)
-        return attr;
-    if (sum)
-        dnnl_post_ops_append_sum(po, 1.0f);
-    if (relu)
-        dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
-    dnnl_primitive_attr_set_post_ops(attr, po);
-    dnnl_post_ops_destroy(po);
-    return attr;
 }
 
 /* A chain of nodes computed by one primitive: a convolution or inner product with a folded batch
@@ -406,33 +326,33 @@ static int emit_weighted(compiler *c, int i, const fusion *f)
         wnd = 2;
     }
     dnnl_memory_desc_t smd, wmd, bmd, dmd;
-    md_any(&smd, src_nd, sdims);
-    md_any(&wmd, wnd, wdims);
-    md_plain(&bmd, 1, bdims);
+    dn_md_any(&smd, src_nd, sdims);
+    dn_md_any(&wmd, wnd, wdims);
+    dn_md_plain(&bmd, 1, bdims);
     /* the residual operand is summed in place when nothing later reads it, otherwise copied */
     int other = !f->has_sum ? -1 : f->sum == NN_INPUT ? p->input : c->val[f->sum];
     int in_place = f->has_sum && sum_in_place(c, i, f);
     if (in_place)
         dmd = p->values[other].md;
     else
-        md_any(&dmd, conv ? 4 : 2, ddims);
+        dn_md_any(&dmd, conv ? 4 : 2, ddims);
     union {
         dnnl_convolution_desc_t conv;
         dnnl_inner_product_desc_t ip;
     } d;
     dnnl_dims_t strides = {n->sh, n->sw}, pad = {n->ph, n->pw};
-    int rc = conv ? check(dnnl_convolution_forward_desc_init(&d.conv, dnnl_forward_inference,
+    int rc = conv ? dn_check(dnnl_convolution_forward_desc_init(&d.conv, dnnl_forward_inference,
                                                              dnnl_convolution_direct, &smd, &wmd, &bmd,
                                                              &dmd, strides, pad, pad),
                           "convolution descriptor")
-                  : check(dnnl_inner_product_forward_desc_init(&d.ip, dnnl_forward_inference, &smd, &wmd,
+                  : dn_check(dnnl_inner_product_forward_desc_init(&d.ip, dnnl_forward_inference, &smd, &wmd,
                                                                &bmd, &dmd),
                           "inner product descriptor");
     if (rc)
         return err_prefix("layer %s", n->name);
-    dnnl_primitive_attr_t attr = post_ops_attr(f->has_sum, f->relu);
+    dnnl_primitive_attr_t attr = dn_post_ops_attr(f->has_sum, f->relu);
     dnnl_primitive_desc_t pd;
-    rc = check(dnnl_primitive_desc_create(&pd, &d, attr, engine, NULL), "primitive descriptor");
+    rc = dn_check(dnnl_primitive_desc_create(&pd, &d, attr, dn_engine, NULL), "primitive descriptor");
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     if (rc)
@@ -447,9 +367,9 @@ static int emit_weighted(compiler *c, int i, const fusion *f)
     dnnl_memory_t bmem = cached_fixed(c->exec, i, 1, folded, &bmd);
     if (s_in >= 0 && (!wmem || !bmem) && folded_params(n, folded ? &c->net->nodes[f->bn] : NULL, &w, &b) == 0) {
         if (!wmem)
-            wmem = keep_fixed(c->exec, i, 0, folded, reordered_memory(w, wnd, wdims, &want_w));
+            wmem = keep_fixed(c->exec, i, 0, folded, dn_reordered_memory(w, wnd, wdims, &want_w));
         if (!bmem)
-            bmem = keep_fixed(c->exec, i, 1, folded, reordered_memory(b, 1, bdims, &bmd));
+            bmem = keep_fixed(c->exec, i, 1, folded, dn_reordered_memory(b, 1, bdims, &bmd));
     }
     if (s_in < 0)
         wmem = bmem = NULL;
@@ -493,14 +413,14 @@ static int emit_pool(compiler *c, int i)
         pr_w = pw;
     int64_t ddims[4] = {p->key[0], out.c, out.h, out.w};
     dnnl_memory_desc_t dmd;
-    md_any(&dmd, 4, ddims);
+    dn_md_any(&dmd, 4, ddims);
     dnnl_dims_t strides = {sh, sw}, kernel = {kh, kw}, pl = {ph, pw}, pr = {pr_h, pr_w};
     dnnl_pooling_desc_t d;
     dnnl_primitive_desc_t pd;
-    if (check(dnnl_pooling_forward_desc_init(&d, dnnl_forward_inference, alg, &p->values[src].md, &dmd,
+    if (dn_check(dnnl_pooling_forward_desc_init(&d, dnnl_forward_inference, alg, &p->values[src].md, &dmd,
                                              strides, kernel, pl, pr),
               "pooling descriptor") ||
-        check(dnnl_primitive_desc_create(&pd, &d, NULL, engine, NULL), "pooling primitive descriptor"))
+        dn_check(dnnl_primitive_desc_create(&pd, &d, NULL, dn_engine, NULL), "pooling primitive descriptor"))
         return err_prefix("layer %s", n->name);
     step *s = new_step(p, pd);
     int dst = s ? new_value(p, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)) : -1;
@@ -525,8 +445,8 @@ static int emit_adaptive(compiler *c, int i)
     plan *p = c->p;
     int64_t sdims[4] = {p->key[0], in.c, in.h, in.w}, ddims[4] = {p->key[0], out.c, out.h, out.w};
     dnnl_memory_desc_t smd, dmd;
-    md_plain(&smd, 4, sdims);
-    md_plain(&dmd, 4, ddims);
+    dn_md_plain(&smd, 4, sdims);
+    dn_md_plain(&dmd, 4, ddims);
     int s_in = in_layout(p, src, &smd);
     step *s = s_in >= 0 ? new_step(p, NULL) : NULL;
     int dst = s ? new_value(p, &dmd) : -1;
@@ -562,11 +482,11 @@ static int emit_add(compiler *c, int i, int relu)
     if (b < 0)
         return -1;
     dnnl_binary_desc_t d;
-    dnnl_primitive_attr_t attr = post_ops_attr(0, relu);
+    dnnl_primitive_attr_t attr = dn_post_ops_attr(0, relu);
     dnnl_primitive_desc_t pd;
-    int rc = check(dnnl_binary_desc_init(&d, dnnl_binary_add, &p->values[a].md, &p->values[b].md, &dmd),
+    int rc = dn_check(dnnl_binary_desc_init(&d, dnnl_binary_add, &p->values[a].md, &p->values[b].md, &dmd),
                    "add descriptor") ||
-             check(dnnl_primitive_desc_create(&pd, &d, attr, engine, NULL), "add primitive descriptor");
+             dn_check(dnnl_primitive_desc_create(&pd, &d, attr, dn_engine, NULL), "add primitive descriptor");
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     return rc ? err_prefix("layer %s", c->net->nodes[i].name) : finish_simple(c, i, pd, a, b, DNNL_ARG_SRC_1);
@@ -582,13 +502,13 @@ static int emit_unary(compiler *c, int i)
     int rc;
     if (n->op == NN_RELU) {
         dnnl_eltwise_desc_t d;
-        rc = check(dnnl_eltwise_forward_desc_init(&d, dnnl_forward_inference, dnnl_eltwise_relu, md, 0, 0),
+        rc = dn_check(dnnl_eltwise_forward_desc_init(&d, dnnl_forward_inference, dnnl_eltwise_relu, md, 0, 0),
                    "relu descriptor") ||
-             check(dnnl_primitive_desc_create(&pd, &d, NULL, engine, NULL), "relu primitive descriptor");
+             dn_check(dnnl_primitive_desc_create(&pd, &d, NULL, dn_engine, NULL), "relu primitive descriptor");
     } else {
         dnnl_softmax_desc_t d;
-        rc = check(dnnl_softmax_forward_desc_init(&d, dnnl_forward_inference, md, 1), "softmax descriptor") ||
-             check(dnnl_primitive_desc_create(&pd, &d, NULL, engine, NULL), "softmax primitive descriptor");
+        rc = dn_check(dnnl_softmax_forward_desc_init(&d, dnnl_forward_inference, md, 1), "softmax descriptor") ||
+             dn_check(dnnl_primitive_desc_create(&pd, &d, NULL, dn_engine, NULL), "softmax primitive descriptor");
     }
     return rc ? err_prefix("layer %s", n->name) : finish_simple(c, i, pd, src, -1, 0);
 }
@@ -602,20 +522,20 @@ static int emit_batchnorm(compiler *c, int i, int relu)
     dnnl_batch_normalization_desc_t d;
     dnnl_primitive_desc_t pd;
     unsigned flags = dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift | (relu ? dnnl_fuse_norm_relu : 0);
-    if (check(dnnl_batch_normalization_forward_desc_init(&d, dnnl_forward_inference, &p->values[src].md,
+    if (dn_check(dnnl_batch_normalization_forward_desc_init(&d, dnnl_forward_inference, &p->values[src].md,
                                                          n->eps, flags),
               "batch norm descriptor") ||
-        check(dnnl_primitive_desc_create(&pd, &d, NULL, engine, NULL), "batch norm primitive descriptor"))
+        dn_check(dnnl_primitive_desc_create(&pd, &d, NULL, dn_engine, NULL), "batch norm primitive descriptor"))
         return err_prefix("layer %s", n->name);
     int64_t cdims[1] = {n->weight->numel};
     dnnl_memory_desc_t cmd;
-    md_plain(&cmd, 1, cdims);
+    dn_md_plain(&cmd, 1, cdims);
     const tensor *ts[4] = {n->mean, n->var, n->weight, n->bias};
     static const int ids[4] = {DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT};
     dnnl_memory_t mems[4];
     for (int k = 0; k < 4; k++)
         if (!(mems[k] = cached_fixed(c->exec, i, 2 + k, 0, &cmd)) &&
-            !(mems[k] = keep_fixed(c->exec, i, 2 + k, 0, reordered_memory(ts[k]->data, 1, cdims, &cmd)))) {
+            !(mems[k] = keep_fixed(c->exec, i, 2 + k, 0, dn_reordered_memory(ts[k]->data, 1, cdims, &cmd)))) {
             dnnl_primitive_desc_destroy(pd);
             return -1;
         }
@@ -688,7 +608,7 @@ static int allocate(plan *p)
     for (int i = 0; i < p->nvalues; i++) {
         value *v = &p->values[i];
         void *handle = v->external ? DNNL_MEMORY_NONE : p->buffers[v->buffer];
-        if (check(dnnl_memory_create(&v->mem, &v->md, engine, handle), "activation memory"))
+        if (dn_check(dnnl_memory_create(&v->mem, &v->md, dn_engine, handle), "activation memory"))
             goto done;
     }
     for (int s = 0; s < p->nsteps; s++) {
@@ -737,7 +657,7 @@ static plan *compile(const nn_net *net, nn_exec *e, int64_t n, int64_t ch, int64
     c.uses[target]++;
     int64_t idims[4] = {n, ch, h, w};
     dnnl_memory_desc_t imd;
-    md_plain(&imd, 4, idims);
+    dn_md_plain(&imd, 4, idims);
     if ((p->input = new_value(p, &imd)) < 0)
         goto fail;
     p->values[p->input].external = 1;
@@ -789,10 +709,10 @@ static plan *compile(const nn_net *net, nn_exec *e, int64_t n, int64_t ch, int64
     p->out_ndim = lmd->ndims;
     memcpy(p->out_shape, lmd->dims, (size_t)lmd->ndims * sizeof *p->out_shape);
     dnnl_memory_desc_t omd;
-    md_plain(&omd, p->out_ndim, p->out_shape);
+    dn_md_plain(&omd, p->out_ndim, p->out_shape);
     dnnl_primitive_desc_t pd;
     step *s;
-    if (check(dnnl_reorder_primitive_desc_create(&pd, lmd, engine, &omd, engine, NULL), "output reorder") ||
+    if (dn_check(dnnl_reorder_primitive_desc_create(&pd, lmd, dn_engine, &omd, dn_engine, NULL), "output reorder") ||
         !(s = new_step(p, pd)))
         goto fail;
     dnnl_primitive_desc_destroy(pd);
@@ -840,24 +760,24 @@ static void run_adaptive_pool(const adaptive_pool *a, const float *x, float *y)
 
 static int run(plan *p, const tensor *x, tensor *y)
 {
-    if (check(dnnl_memory_set_data_handle(p->values[p->input].mem, x->data), "input handle") ||
-        check(dnnl_memory_set_data_handle(p->values[p->output].mem, y->data), "output handle"))
+    if (dn_check(dnnl_memory_set_data_handle(p->values[p->input].mem, x->data), "input handle") ||
+        dn_check(dnnl_memory_set_data_handle(p->values[p->output].mem, y->data), "output handle"))
         return -1;
     for (int i = 0; i < p->nsteps; i++) {
         step *s = &p->steps[i];
         if (s->prim) {
-            if (check(dnnl_primitive_execute(s->prim, stream, s->nargs, s->exec), "execute"))
+            if (dn_check(dnnl_primitive_execute(s->prim, dn_stream, s->nargs, s->exec), "execute"))
                 return -1;
         } else {
             void *src, *dst;
             dnnl_memory_get_data_handle(s->exec[0].memory, &src);
             dnnl_memory_get_data_handle(s->exec[1].memory, &dst);
-            if (check(dnnl_stream_wait(stream), "execute"))
+            if (dn_check(dnnl_stream_wait(dn_stream), "execute"))
                 return -1;
             run_adaptive_pool(&s->pool, src, dst);
         }
     }
-    return check(dnnl_stream_wait(stream), "execute");
+    return dn_check(dnnl_stream_wait(dn_stream), "execute");
 }
 
 static plan *find_plan(nn_net *net, const int64_t *key)
@@ -887,7 +807,7 @@ static plan *find_plan(nn_net *net, const int64_t *key)
 
 tensor *nn_forward_to(nn_net *net, const tensor *x, int node)
 {
-    if (ensure_engine() != 0)
+    if (dn_init() != 0)
         return NULL;
     if (node < 0 || node >= net->count) {
         err_set("network has no layer #%d", node + 1);

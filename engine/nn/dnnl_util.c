@@ -1,0 +1,82 @@
+#include "nn/dnnl_util.h"
+
+#include <oneapi/dnnl/dnnl_debug.h>
+
+#include "core/err.h"
+
+dnnl_engine_t dn_engine;
+dnnl_stream_t dn_stream;
+
+int dn_check(dnnl_status_t st, const char *what)
+{
+    return st == dnnl_success ? 0 : err_set("oneDNN: %s: %s", what, dnnl_status2str(st));
+}
+
+int dn_init(void)
+{
+    if (dn_engine)
+        return 0;
+    if (dn_check(dnnl_engine_create(&dn_engine, dnnl_cpu, 0), "creating the CPU engine") ||
+        dn_check(dnnl_stream_create(&dn_stream, dn_engine, dnnl_stream_default_flags), "creating a stream"))
+        return -1;
+    return 0;
+}
+
+void dn_md_plain(dnnl_memory_desc_t *md, int ndims, const int64_t *dims)
+{
+    static const dnnl_format_tag_t tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd,
+                                             dnnl_abcde};
+    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tags[ndims]);
+}
+
+void dn_md_any(dnnl_memory_desc_t *md, int ndims, const int64_t *dims)
+{
+    dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, dnnl_format_tag_any);
+}
+
+dnnl_primitive_attr_t dn_post_ops_attr(int sum, int relu)
+{
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    if (!sum && !relu)
+        return NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success || dnnl_post_ops_create(&po) != dnnl_success)
+        return attr;
+    if (sum)
+        dnnl_post_ops_append_sum(po, 1.0f);
+    if (relu)
+        dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+    dnnl_primitive_attr_set_post_ops(attr, po);
+    dnnl_post_ops_destroy(po);
+    return attr;
+}
+
+dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *dims, const dnnl_memory_desc_t *want)
+{
+    dnnl_memory_desc_t plain;
+    dn_md_plain(&plain, ndims, dims);
+    dnnl_memory_t src = NULL, dst = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    int ok = !dn_check(dnnl_memory_create(&src, &plain, dn_engine, (void *)data), "weights memory") &&
+             !dn_check(dnnl_memory_create(&dst, want, dn_engine, DNNL_MEMORY_ALLOCATE), "weights memory") &&
+             !dn_check(dnnl_reorder_primitive_desc_create(&pd, &plain, dn_engine, want, dn_engine, NULL),
+                       "weights reorder") &&
+             !dn_check(dnnl_primitive_create(&reorder, pd), "weights reorder");
+    if (ok) {
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+        ok = !dn_check(dnnl_primitive_execute(reorder, dn_stream, 2, args), "weights reorder") &&
+             !dn_check(dnnl_stream_wait(dn_stream), "weights reorder");
+    }
+    if (reorder)
+        dnnl_primitive_destroy(reorder);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (src)
+        dnnl_memory_destroy(src);
+    if (!ok && dst) {
+        dnnl_memory_destroy(dst);
+        dst = NULL;
+    }
+    return dst;
+}

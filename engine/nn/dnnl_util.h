@@ -1,0 +1,30 @@
+/* dnnl_util: what inference (exec.c) and training (backprop.c) share on oneDNN: the one CPU engine
+ * and stream, status checks that record a message, memory descriptors in plain or any layout,
+ * post-op attributes and reorders of plain float arrays into a primitive's chosen layout. */
+#ifndef BOENGINE_DNNL_UTIL_H
+#define BOENGINE_DNNL_UTIL_H
+
+#include <oneapi/dnnl/dnnl.h>
+#include <stdint.h>
+
+/* The engine and stream every plan uses; valid after dn_init() succeeded. */
+extern dnnl_engine_t dn_engine;
+extern dnnl_stream_t dn_stream;
+
+/* Creates the engine and stream on first use; -1 with err_set on failure. */
+int dn_init(void);
+
+/* 0 on success, else -1 with "oneDNN: what: status" recorded. */
+int dn_check(dnnl_status_t st, const char *what);
+
+/* Row-major f32 descriptor (1 to 5 dimensions), and one whose layout the primitive chooses. */
+void dn_md_plain(dnnl_memory_desc_t *md, int ndims, const int64_t *dims);
+void dn_md_any(dnnl_memory_desc_t *md, int ndims, const int64_t *dims);
+
+/* Post-ops: a sum with the destination's previous content, then a ReLU (NULL when neither). */
+dnnl_primitive_attr_t dn_post_ops_attr(int sum, int relu);
+
+/* A new memory in layout want holding a copy of the plain array data (reordered now). */
+dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *dims, const dnnl_memory_desc_t *want);
+
+#endif
