@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -20,6 +21,11 @@ int atomic_open(atomic_file *a, const char *path)
     }
     snprintf(a->tmp_path, n + 16, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(a->tmp_path);
+    if (fd >= 0) { /* mkstemp makes the file private; outputs get the usual umask-based mode */
+        mode_t mask = umask(0);
+        umask(mask);
+        fchmod(fd, 0666 & ~mask);
+    }
     if (fd < 0 || !(a->f = fdopen(fd, "wb"))) {
         int e = errno;
         if (fd >= 0)
