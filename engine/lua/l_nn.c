@@ -9,15 +9,24 @@
 #include "lua/l_tensor.h"
 #include "lua/lb.h"
 #include "nn/build.h"
+#include "nn/edit.h"
 #include "nn/exec.h"
 
 #define NET_MT "boengine.net"
 
 void ln_push(lua_State *L, nn_net *net)
 {
-    nn_net **box = lua_newuserdatauv(L, sizeof *box, 0);
+    nn_net **box = lua_newuserdatauv(L, sizeof *box, 1);
     *box = net;
     luaL_setmetatable(L, NET_MT);
+}
+
+void ln_push_sharing(lua_State *L, nn_net *net, int owner)
+{
+    owner = lua_absindex(L, owner);
+    ln_push(L, net);
+    lua_pushvalue(L, owner);
+    lua_setiuservalue(L, -2, 1);
 }
 
 nn_net *ln_check(lua_State *L, int idx)
@@ -122,14 +131,11 @@ static int l_load(lua_State *L)
     if (!f)
         return lb_lib_error(L);
     const char *arch = st_meta_get(f, "boengine.arch");
-    nn_spec s;
-    int rc = arch ? nn_spec_from_json(&s, arch)
-                  : err_set("no architecture recorded (boengine.arch metadata); build the network with "
-                            "nn.vgg/nn.resnet/nn.mlp and call net:load");
+    nn_net *net = arch ? nn_from_arch(arch) /* the builder's spec, then any compression rewrites */
+                       : (err_set("no architecture recorded (boengine.arch metadata); build the network with "
+                                  "nn.vgg/nn.resnet/nn.mlp and call net:load"),
+                          NULL);
     st_file_free(f);
-    if (rc != 0)
-        return lb_error(L, "%s: %s", path, err_msg());
-    nn_net *net = nn_build(&s);
     if (!net)
         return lb_error(L, "%s: %s", path, err_msg());
     ln_push(L, net);

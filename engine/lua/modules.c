@@ -3,8 +3,10 @@
 
 #include "lua/lb.h"
 #include "lua/l_bo.h"
+#include "lua/l_compress.h"
 #include "lua/l_data.h"
 #include "lua/l_nn.h"
+#include "lua/l_objective.h"
 #include "lua/l_tensor.h"
 #include "prelude_lua.h"
 
@@ -13,6 +15,8 @@ static const luaL_Reg engine_modules[] = {
     {"nn", luaopen_nn},
     {"data", luaopen_data},
     {"bo", luaopen_bo},
+    {"compress", luaopen_compress},
+    {"objective", luaopen_objective},
     {NULL, NULL},
 };
 

@@ -1,2 +1,89 @@
 -- The prelude: engine helpers written in Lua, loaded after the C modules (tensor, nn, data, bo...).
 -- Experiment-level conveniences live here so that they can be read and changed without C.
+
+-- ---- compression search spaces ------------------------------------------------------------------
+
+-- A list of families (or one family) as a list.
+local function family_list(families)
+  if type(families) == "userdata" then return {families} end
+  return families
+end
+
+-- compress.bounds(families) -> {{lo, hi}, ...}: the search box, in the order compress.apply reads θ.
+function compress.bounds(families)
+  local b = {}
+  for _, f in ipairs(family_list(families)) do
+    for _, l in ipairs(f:layers()) do b[#b + 1] = {l.lo, l.hi} end
+  end
+  return b
+end
+
+-- compress.names(families) -> {"vh:features.0", ...}: one label per θ entry.
+function compress.names(families)
+  local n = {}
+  for _, f in ipairs(family_list(families)) do
+    for _, l in ipairs(f:layers()) do n[#n + 1] = f:kind() .. ":" .. l.name end
+  end
+  return n
+end
+
+-- compress.integer(families) -> {false, true, ...}: which θ entries are integers (ranks, bits).
+function compress.integer(families)
+  local n = {}
+  for _, f in ipairs(family_list(families)) do
+    for _, l in ipairs(f:layers()) do n[#n + 1] = l.integer end
+  end
+  return n
+end
+
+-- compress.dim(families) -> number of θ entries.
+function compress.dim(families)
+  local d = 0
+  for _, f in ipairs(family_list(families)) do d = d + f:dim() end
+  return d
+end
+
+-- ---- the scalarized objective y = R + γ·L (METHOD.md §1) -----------------------------------------
+
+local ratio_kinds = {params = true, params_net = true, bits = true, bits_net = true, flops = true,
+                     flops_layers = true}
+
+-- objective.scalarize{families = {...}, estimator = objective.fnorm{...}, gamma = 1, ratio = "params"}
+-- returns a callable f: f(theta) -> y, noise, record with y = R(θ) + γ·L^(θ) and noise = γ·SE, ready
+-- for bo.minimize{f = f, bounds = compress.bounds(families)}. Every evaluation is kept in f.history
+-- ({theta, L, se, R, y, noise, sample, info}); f:reweight(gamma) re-scores the history for another γ
+-- without evaluating anything again (R is exact, so only the weight changes).
+function objective.scalarize(opts)
+  local known = {families = true, estimator = true, gamma = true, ratio = true}
+  for k in pairs(opts) do
+    if not known[k] then error("objective.scalarize: unknown key '" .. tostring(k) .. "'", 2) end
+  end
+  local families = family_list(opts.families or error("objective.scalarize: 'families' is required", 2))
+  if #families == 0 then error("objective.scalarize: 'families' is empty", 2) end
+  local est = opts.estimator or error("objective.scalarize: 'estimator' is required (objective.fnorm{...})", 2)
+  local ratio = opts.ratio or "params"
+  if not ratio_kinds[ratio] then
+    error("objective.scalarize: ratio '" .. tostring(ratio) .. "' is not one of params, params_net, bits, " ..
+          "bits_net, flops, flops_layers", 2)
+  end
+  local net = families[1]:net()
+  local self = {families = families, estimator = est, gamma = opts.gamma or 1, ratio = ratio, history = {},
+                net = net}
+  function self.evaluate(theta)
+    local cand <close>, info = compress.apply(net, families, theta)
+    local L, se, e = est:evaluate(cand)
+    local R = info[ratio]
+    local rec = {theta = {table.unpack(theta)}, L = L, se = se, R = R, y = R + self.gamma * L,
+                 noise = self.gamma * se, sample = e.sample, info = info, time = e.time}
+    self.history[#self.history + 1] = rec
+    return rec.y, rec.noise, rec
+  end
+  function self:reweight(gamma)
+    self.gamma = gamma
+    for _, r in ipairs(self.history) do r.y, r.noise = r.R + gamma * r.L, gamma * r.se end
+    return self.history
+  end
+  function self:bounds() return compress.bounds(families) end
+  return setmetatable(self, {__call = function(_, theta) return self.evaluate(theta) end,
+                             __tostring = function() return "objective.scalarize(" .. tostring(est) .. ")" end})
+end

@@ -32,13 +32,35 @@ nn_net *nn_net_new(int channels, int size, int classes)
     return net;
 }
 
-static void node_clear(nn_node *n)
+void nn_node_clear(nn_node *n)
 {
     free(n->name);
-    tensor_free(n->weight);
-    tensor_free(n->bias);
-    tensor_free(n->mean);
-    tensor_free(n->var);
+    n->name = NULL;
+    if (!n->shared) {
+        tensor_free(n->weight);
+        tensor_free(n->bias);
+        tensor_free(n->mean);
+        tensor_free(n->var);
+    }
+    n->weight = n->bias = n->mean = n->var = NULL;
+    n->shared = 0;
+}
+
+int nn_node_own(nn_node *n)
+{
+    if (!n->shared)
+        return 0;
+    tensor **slots[4] = {&n->weight, &n->bias, &n->mean, &n->var}, *copies[4] = {0};
+    for (int i = 0; i < 4; i++)
+        if (*slots[i] && !(copies[i] = tensor_clone(*slots[i]))) {
+            for (int j = 0; j < i; j++)
+                tensor_free(copies[j]);
+            return err_set("out of memory");
+        }
+    for (int i = 0; i < 4; i++)
+        *slots[i] = copies[i];
+    n->shared = 0;
+    return 0;
 }
 
 void nn_net_free(nn_net *net)
@@ -47,7 +69,7 @@ void nn_net_free(nn_net *net)
         return;
     nn_invalidate(net);
     for (int i = 0; i < net->count; i++)
-        node_clear(&net->nodes[i]);
+        nn_node_clear(&net->nodes[i]);
     free(net->nodes);
     free(net->arch);
     free(net);
@@ -185,11 +207,14 @@ int nn_init_params(nn_net *net, uint64_t seed)
     /* shapes from the nominal input; parameters are dropped first so that nn_infer ignores them */
     for (int i = 0; i < net->count; i++) {
         nn_node *n = &net->nodes[i];
-        tensor_free(n->weight);
-        tensor_free(n->bias);
-        tensor_free(n->mean);
-        tensor_free(n->var);
+        if (!n->shared) {
+            tensor_free(n->weight);
+            tensor_free(n->bias);
+            tensor_free(n->mean);
+            tensor_free(n->var);
+        }
         n->weight = n->bias = n->mean = n->var = NULL;
+        n->shared = 0;
     }
     if (nn_infer(net, net->channels, net->size, net->size, dims) != 0)
         goto done;
@@ -354,6 +379,11 @@ int nn_load(nn_net *net, const char *path)
             goto done;
         }
     }
+    for (int i = 0; i < net->count; i++) /* shared tensors are copied before being overwritten */
+        if (nn_node_own(&net->nodes[i]) != 0)
+            goto done;
+    if (nn_param_list(net, NULL, mine) < 0)
+        goto done;
     for (int i = 0; i < count; i++) {
         tensor *t = st_find(f, names[i]);
         memcpy(mine[i]->data, t->data, (size_t)t->numel * sizeof(float));

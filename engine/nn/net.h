@@ -38,6 +38,8 @@ typedef struct nn_node {
     float dropout;           /* dropout probability (training only) */
     tensor *weight, *bias;   /* conv, linear; batch norm: gamma and beta */
     tensor *mean, *var;      /* batch norm running statistics */
+    int shared;              /* the tensors belong to another network (nn_clone): never freed nor
+                                written through this node; nn_node_own makes private copies */
 } nn_node;
 
 typedef struct nn_net {
@@ -55,6 +57,11 @@ typedef struct nn_dims {
 
 nn_net *nn_net_new(int channels, int size, int classes);
 void nn_net_free(nn_net *net);
+
+/* Frees a node's name and the parameter tensors it owns (not those it shares). */
+void nn_node_clear(nn_node *n);
+/* Gives a node that shares its tensors private copies of them, so that they can be changed. */
+int nn_node_own(nn_node *n);
 
 /* Appends a node (copied; the name is duplicated) and returns its index, -1 on error. */
 int nn_add(nn_net *net, const nn_node *node);

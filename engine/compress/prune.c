@@ -1,0 +1,279 @@
+/* Pruning (structured by channel, unstructured by magnitude) and quantization of weights. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress/compress.h"
+#include "core/err.h"
+#include "nn/edit.h"
+
+int cp_set_param(nn_node *n, int slot, tensor *t)
+{
+    tensor **slots[4] = {&n->weight, &n->bias, &n->mean, &n->var};
+    if (n->shared) { /* the others are copied; the replaced one stays with its owner */
+        tensor *copies[4] = {0};
+        for (int k = 0; k < 4; k++)
+            if (k != slot && *slots[k] && !(copies[k] = tensor_clone(*slots[k]))) {
+                for (int j = 0; j < 4; j++)
+                    tensor_free(copies[j]);
+                tensor_free(t);
+                return err_set("out of memory");
+            }
+        for (int k = 0; k < 4; k++)
+            if (k != slot)
+                *slots[k] = copies[k];
+        n->shared = 0;
+    } else {
+        tensor_free(*slots[slot]);
+    }
+    *slots[slot] = t;
+    return 0;
+}
+
+/* Layers that act on each channel separately, through which pruned channels simply vanish. */
+static int channelwise(nn_op op)
+{
+    return op == NN_BATCHNORM || op == NN_RELU || op == NN_DROPOUT || op == NN_MAXPOOL || op == NN_AVGPOOL ||
+           op == NN_ADAPTIVE_AVGPOOL;
+}
+
+static int reader(const nn_node *n) { return (n->op == NN_CONV && n->groups == 1) || n->op == NN_LINEAR; }
+
+int cp_channels_prunable(const nn_net *net, int i)
+{
+    int *stack = malloc((size_t)net->count * sizeof *stack), top = 0, ok = 1;
+    int *cons = malloc((size_t)net->count * sizeof *cons);
+    if (!stack || !cons) {
+        free(stack);
+        free(cons);
+        return 0;
+    }
+    stack[top++] = i;
+    while (top > 0 && ok) {
+        int j = stack[--top];
+        int k = nn_consumers(net, j, cons, net->count);
+        if (j == net->count - 1 || k == 0)
+            ok = 0; /* the channels are the network's output */
+        for (int c = 0; c < k && ok; c++) {
+            const nn_node *n = &net->nodes[cons[c]];
+            if (channelwise(n->op))
+                stack[top++] = cons[c];
+            else if (!reader(n))
+                ok = 0;
+        }
+    }
+    free(stack);
+    free(cons);
+    return ok;
+}
+
+typedef struct norm_order {
+    int n;
+    int order[]; /* channels by decreasing L1 norm (ties by index) */
+} norm_order;
+
+static const float *sort_norms;
+
+static int by_norm(const void *a, const void *b)
+{
+    int i = *(const int *)a, j = *(const int *)b;
+    if (sort_norms[i] != sort_norms[j])
+        return sort_norms[i] > sort_norms[j] ? -1 : 1;
+    return i - j;
+}
+
+int cp_prune_prepare(const cp_family *f, cp_layer *l)
+{
+    const tensor *w = f->net->nodes[l->node].weight;
+    int N = (int)w->shape[0];
+    int64_t per = w->numel / N;
+    norm_order *o = malloc(sizeof *o + (size_t)N * sizeof(int));
+    float *norms = malloc((size_t)N * sizeof *norms);
+    if (!o || !norms) {
+        free(o);
+        free(norms);
+        return err_set("out of memory");
+    }
+    for (int c = 0; c < N; c++) {
+        double s = 0;
+        for (int64_t j = 0; j < per; j++)
+            s += fabs(w->data[c * per + j]);
+        norms[c] = (float)s;
+        o->order[c] = c;
+    }
+    o->n = N;
+    sort_norms = norms;
+    qsort(o->order, (size_t)N, sizeof *o->order, by_norm);
+    free(norms);
+    l->cache = o;
+    return 0;
+}
+
+static int ascending(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+/* A copy of t keeping, along dimension dim, the blocks kept[0..k-1] of size block (the layout
+ * around dim is outer × (n·block) × inner). */
+static tensor *slice(const tensor *t, int dim, int n, const int *kept, int k, int64_t block)
+{
+    int64_t shape[TENSOR_MAX_DIM];
+    memcpy(shape, t->shape, sizeof shape);
+    shape[dim] = shape[dim] / n * k;
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < dim; d++)
+        outer *= t->shape[d];
+    for (int d = dim + 1; d < t->ndim; d++)
+        inner *= t->shape[d];
+    tensor *s = tensor_new(t->ndim, shape);
+    if (!s)
+        return NULL;
+    int64_t run = block * inner;
+    for (int64_t o = 0; o < outer; o++)
+        for (int c = 0; c < k; c++)
+            memcpy(s->data + (o * k + c) * run, t->data + (o * n + kept[c]) * run, (size_t)run * sizeof(float));
+    return s;
+}
+
+static int slice_param(nn_node *node, int slot, int dim, int n, const int *kept, int k, int64_t block)
+{
+    tensor *ts[4] = {node->weight, node->bias, node->mean, node->var};
+    if (!ts[slot])
+        return 0;
+    tensor *s = slice(ts[slot], dim, n, kept, k, block);
+    return s ? cp_set_param(node, slot, s) : -1;
+}
+
+int cp_prune_channels(const cp_layer *l, const cp_choice *ch, nn_net *cand, char *touched)
+{
+    const norm_order *o = l->cache;
+    int at = nn_find(cand, l->name), N = o->n, K = ch->rank;
+    if (at < 0)
+        return err_set("layer %s is gone", l->name);
+    int *kept = malloc((size_t)K * sizeof *kept), *stack = malloc((size_t)cand->count * sizeof *stack);
+    int *cons = malloc((size_t)cand->count * sizeof *cons), top = 0, rc = -1;
+    if (!kept || !stack || !cons) {
+        err_set("out of memory");
+        goto done;
+    }
+    memcpy(kept, o->order, (size_t)K * sizeof *kept);
+    qsort(kept, (size_t)K, sizeof *kept, ascending);
+    if (slice_param(&cand->nodes[at], 0, 0, N, kept, K, 1) || slice_param(&cand->nodes[at], 1, 0, N, kept, K, 1))
+        goto done;
+    cand->nodes[at].out = K;
+    touched[at] = 1;
+    stack[top++] = at;
+    while (top > 0) {
+        int j = stack[--top], k = nn_consumers(cand, j, cons, cand->count);
+        for (int c = 0; c < k; c++) {
+            nn_node *n = &cand->nodes[cons[c]];
+            if (n->op == NN_BATCHNORM) {
+                for (int slot = 0; slot < 4; slot++)
+                    if (slice_param(n, slot, 0, N, kept, K, 1))
+                        goto done;
+            } else if (n->op == NN_CONV) {
+                if (slice_param(n, 0, 1, N, kept, K, 1))
+                    goto done;
+                touched[cons[c]] = 1;
+                continue;
+            } else if (n->op == NN_LINEAR) { /* flattened channel-major: blocks of h·w features */
+                if (slice_param(n, 0, 1, N, kept, K, n->weight->shape[1] / N))
+                    goto done;
+                touched[cons[c]] = 1;
+                continue;
+            } else if (!channelwise(n->op)) {
+                err_set("layer %s: its channels reach %s (%s), which cannot lose them", l->name, n->name,
+                        nn_op_name(n->op));
+                goto done;
+            }
+            stack[top++] = cons[c];
+        }
+    }
+    nn_invalidate(cand);
+    rc = 0;
+done:
+    free(kept);
+    free(stack);
+    free(cons);
+    return rc;
+}
+
+/* The value of rank k (0-based) in decreasing order of a[0..n-1]; a is reordered. */
+static float select_desc(float *a, int64_t n, int64_t k)
+{
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float pivot = a[lo + (hi - lo) / 2];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > pivot)
+                i++;
+            while (a[j] < pivot)
+                j--;
+            if (i <= j) {
+                float t = a[i];
+                a[i++] = a[j];
+                a[j--] = t;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return a[k];
+    }
+    return a[k];
+}
+
+int cp_prune_weights(nn_node *n, double kept, int64_t *nonzeros)
+{
+    const tensor *w = n->weight;
+    int64_t numel = w->numel, keep = llround(kept * (double)numel);
+    if (keep > numel)
+        keep = numel;
+    tensor *t = tensor_new(w->ndim, w->shape);
+    float *mag = malloc((size_t)(numel > 0 ? numel : 1) * sizeof *mag);
+    if (!t || !mag) {
+        tensor_free(t);
+        free(mag);
+        return err_set("out of memory");
+    }
+    float thr = INFINITY;
+    int64_t above = 0, count = 0;
+    if (keep > 0) {
+        for (int64_t i = 0; i < numel; i++)
+            mag[i] = fabsf(w->data[i]);
+        thr = select_desc(mag, numel, keep - 1);
+        for (int64_t i = 0; i < numel; i++)
+            above += fabsf(w->data[i]) > thr;
+    }
+    int64_t ties = keep - above; /* weights equal to the threshold kept, first ones first */
+    for (int64_t i = 0; i < numel; i++) {
+        float a = fabsf(w->data[i]);
+        if (a > thr || (a == thr && ties-- > 0))
+            t->data[i] = w->data[i];
+        count += t->data[i] != 0;
+    }
+    free(mag);
+    *nonzeros = count;
+    return cp_set_param(n, 0, t);
+}
+
+int cp_quantize(nn_node *n, int bits)
+{
+    if (bits >= 32)
+        return 0;
+    const tensor *w = n->weight;
+    float top = 0;
+    for (int64_t i = 0; i < w->numel; i++)
+        top = fmaxf(top, fabsf(w->data[i]));
+    tensor *t = tensor_new(w->ndim, w->shape);
+    if (!t)
+        return -1;
+    double levels = (double)((1LL << (bits - 1)) - 1), scale = top / levels;
+    for (int64_t i = 0; i < w->numel && scale > 0; i++) {
+        double q = nearbyint(w->data[i] / scale);
+        q = q > levels ? levels : q < -levels ? -levels : q;
+        t->data[i] = (float)(q * scale);
+    }
+    return cp_set_param(n, 0, t);
+}

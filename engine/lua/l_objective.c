@@ -1,0 +1,198 @@
+#include "lua/l_objective.h"
+
+#include <lauxlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "lua/l_data.h"
+#include "lua/l_nn.h"
+#include "lua/lb.h"
+
+#define ESTIMATOR_MT "boengine.estimator"
+
+/* An estimator; its user values are the reference network (1) and the dataset (2). */
+typedef struct est_box {
+    ob_estimator *e;
+} est_box;
+
+ob_estimator *lo_check(lua_State *L, int idx)
+{
+    est_box *b = luaL_checkudata(L, idx, ESTIMATOR_MT);
+    if (!b->e)
+        luaL_argerror(L, idx, "estimator has been freed");
+    /* the dataset and network it reads must still be open */
+    lua_getiuservalue(L, idx, 2);
+    ld_check(L, -1);
+    lua_pop(L, 1);
+    if (lua_getiuservalue(L, idx, 1) != LUA_TNIL)
+        ln_check(L, -1);
+    lua_pop(L, 1);
+    return b->e;
+}
+
+static int est_gc(lua_State *L)
+{
+    est_box *b = luaL_checkudata(L, 1, ESTIMATOR_MT);
+    ob_free(b->e);
+    b->e = NULL;
+    return 0;
+}
+
+static int make(lua_State *L, ob_kind kind)
+{
+    static const char *const fnorm_keys[] = {"reference", "data", "samples", "seed", "pool", "fixed",
+                                             "squared", "batch", "cache_mb", NULL};
+    static const char *const risk_keys[] = {"data", "samples", "seed", "pool", "fixed", "batch", "se_floor",
+                                            "cache_mb", NULL};
+    const char *what = kind == OB_FNORM ? "objective.fnorm" : "objective.risk";
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lb_check_keys(L, 1, what, kind == OB_FNORM ? fnorm_keys : risk_keys, 0);
+    nn_net *ref = NULL;
+    int ref_idx = 0;
+    if (kind == OB_FNORM) {
+        if (lua_getfield(L, 1, "reference") == LUA_TNIL)
+            lb_error(L, "%s: 'reference' is required (the uncompressed network)", what);
+        ref_idx = lua_gettop(L);
+        ref = ln_check(L, ref_idx);
+    }
+    if (lua_getfield(L, 1, "data") == LUA_TNIL)
+        lb_error(L, "%s: 'data' is required (a dataset, e.g. data.fashion_mnist{})", what);
+    int data_idx = lua_gettop(L);
+    dataset *d = ld_check(L, data_idx);
+    ob_options o;
+    ob_defaults(&o);
+    o.samples = lb_opt_integer(L, 1, what, "samples", o.samples);
+    o.seed = (uint64_t)lb_opt_integer(L, 1, what, "seed", (lua_Integer)lb_default_seed(L));
+    o.pool = lb_opt_integer(L, 1, what, "pool", 0);
+    o.fixed = lb_opt_boolean(L, 1, what, "fixed", 0);
+    o.squared = lb_opt_boolean(L, 1, what, "squared", 1);
+    o.batch = lb_opt_integer(L, 1, what, "batch", 0);
+    o.se_floor = lb_opt_number(L, 1, what, "se_floor", -1);
+    lua_Integer mb = lb_opt_integer(L, 1, what, "cache_mb", o.cache_bytes >> 20);
+    if (mb < 0)
+        lb_error(L, "%s: 'cache_mb' must not be negative", what);
+    o.cache_bytes = (int64_t)mb << 20;
+    if (o.pool < 0)
+        lb_error(L, "%s: 'pool' must be positive", what);
+    est_box *b = lua_newuserdatauv(L, sizeof *b, 2);
+    b->e = NULL;
+    luaL_setmetatable(L, ESTIMATOR_MT);
+    if (ref_idx)
+        lua_pushvalue(L, ref_idx);
+    else
+        lua_pushnil(L);
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, data_idx);
+    lua_setiuservalue(L, -2, 2);
+    if (!(b->e = ob_new(kind, ref, d, &o)))
+        return lb_error(L, "%s: %s", what, err_msg());
+    return 1;
+}
+
+static int l_fnorm(lua_State *L) { return make(L, OB_FNORM); }
+static int l_risk(lua_State *L) { return make(L, OB_RISK); }
+
+static void set_num(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* est:evaluate(net [, {sample = k}]) → value, standard error, info. */
+static int est_evaluate(lua_State *L)
+{
+    static const char *const keys[] = {"sample", NULL};
+    ob_estimator *e = lo_check(L, 1);
+    nn_net *net = ln_check(L, 2);
+    lua_Integer index = 0;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lb_check_keys(L, 3, "evaluate", keys, 0);
+        index = lb_opt_integer(L, 3, "evaluate", "sample", 0);
+        int given = lua_getfield(L, 3, "sample") != LUA_TNIL;
+        lua_pop(L, 1);
+        if (given && index < 1)
+            lb_error(L, "evaluate: 'sample' must be at least 1, got %lld", (long long)index);
+    }
+    ob_result r;
+    if (ob_evaluate(e, net, index, &r) != 0)
+        return lb_error(L, "%s: %s", ob_get_kind(e) == OB_FNORM ? "fnorm" : "risk", err_msg());
+    lua_pushnumber(L, r.value);
+    lua_pushnumber(L, r.se);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, r.n);
+    lua_setfield(L, -2, "n");
+    lua_pushinteger(L, r.index);
+    lua_setfield(L, -2, "sample");
+    lua_createtable(L, 0, 4);
+    set_num(L, "data", r.t_data);
+    set_num(L, "reference", r.t_reference);
+    set_num(L, "forward", r.t_forward);
+    set_num(L, "distance", r.t_distance);
+    lua_setfield(L, -2, "time");
+    return 3;
+}
+
+static int est_prepare(lua_State *L)
+{
+    if (ob_prepare(lo_check(L, 1)) != 0)
+        return lb_error(L, "prepare: %s", err_msg());
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int est_count(lua_State *L)
+{
+    lua_pushinteger(L, ob_count(lo_check(L, 1)));
+    return 1;
+}
+
+static int est_pool(lua_State *L)
+{
+    lua_pushinteger(L, ob_pool_size(lo_check(L, 1)));
+    return 1;
+}
+
+static int est_samples(lua_State *L)
+{
+    lua_pushinteger(L, ob_get_options(lo_check(L, 1))->samples);
+    return 1;
+}
+
+static int est_reference(lua_State *L)
+{
+    lo_check(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    return 1;
+}
+
+static int est_tostring(lua_State *L)
+{
+    ob_estimator *e = lo_check(L, 1);
+    const ob_options *o = ob_get_options(e);
+    lua_pushfstring(L, "objective.%s(samples %I, pool %I, seed %I%s)", ob_get_kind(e) == OB_FNORM ? "fnorm" : "risk",
+                    (lua_Integer)o->samples, (lua_Integer)ob_pool_size(e), (lua_Integer)o->seed,
+                    o->fixed ? ", fixed" : "");
+    return 1;
+}
+
+static const luaL_Reg est_methods[] = {{"evaluate", est_evaluate}, {"prepare", est_prepare},
+                                       {"count", est_count},       {"pool", est_pool},
+                                       {"samples", est_samples},   {"reference", est_reference},
+                                       {NULL, NULL}};
+
+static const luaL_Reg est_meta[] = {
+    {"__gc", est_gc}, {"__close", est_gc}, {"__tostring", est_tostring}, {"__index", NULL}, {NULL, NULL}};
+
+static const luaL_Reg objective_funcs[] = {{"fnorm", l_fnorm}, {"risk", l_risk}, {NULL, NULL}};
+
+int luaopen_objective(lua_State *L)
+{
+    luaL_newmetatable(L, ESTIMATOR_MT);
+    luaL_setfuncs(L, est_meta, 0);
+    luaL_newlib(L, est_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_newlib(L, objective_funcs);
+    return 1;
+}

@@ -1,0 +1,343 @@
+#include "objective/objective.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "nn/exec.h"
+
+struct ob_estimator {
+    ob_kind kind;
+    nn_net *ref;
+    const dataset *d;
+    ob_options o;
+    int64_t pool_n, *pool;  /* dataset indices of the pool */
+    int64_t count;          /* highest evaluation number drawn */
+    int64_t example;        /* floats per input */
+    int64_t chw[3];
+    int classes;            /* width of the reference logits, once known */
+    float *ref_logits;      /* pool_n × classes */
+    char *ref_have;
+    float *x_cache;         /* pool_n × example, when it fits the budget */
+    char *x_have;
+};
+
+void ob_mean_se(const double *d, int64_t n, double *mean, double *se)
+{
+    double m = 0, ss = 0;
+    for (int64_t i = 0; i < n; i++)
+        m += d[i];
+    m = n > 0 ? m / (double)n : 0;
+    for (int64_t i = 0; i < n; i++)
+        ss += (d[i] - m) * (d[i] - m);
+    *mean = m;
+    *se = n > 1 ? sqrt(ss / (double)(n - 1)) / sqrt((double)n) : 0;
+}
+
+void ob_defaults(ob_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->samples = 50;
+    o->seed = 1;
+    o->squared = 1;
+    o->se_floor = -1;
+    o->cache_bytes = (int64_t)512 << 20;
+}
+
+void ob_free(ob_estimator *e)
+{
+    if (!e)
+        return;
+    free(e->pool);
+    free(e->ref_logits);
+    free(e->ref_have);
+    free(e->x_cache);
+    free(e->x_have);
+    free(e);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+ob_estimator *ob_new(ob_kind kind, nn_net *reference, const dataset *d, const ob_options *o)
+{
+    int64_t size = ds_size(d);
+    int64_t pool = o->pool <= 0 || o->pool > size ? size : o->pool;
+    if (o->pool > size) {
+        err_set("pool of %lld examples: %s has only %lld", (long long)o->pool, ds_name(d), (long long)size);
+        return NULL;
+    }
+    if (o->samples < 1 || o->samples > pool) {
+        err_set("samples = %lld must be between 1 and the pool size %lld", (long long)o->samples, (long long)pool);
+        return NULL;
+    }
+    if (kind == OB_FNORM && !reference) {
+        err_set("fnorm needs a reference network");
+        return NULL;
+    }
+    if (o->batch < 0) {
+        err_set("batch = %lld must be positive", (long long)o->batch);
+        return NULL;
+    }
+    ob_estimator *e = calloc(1, sizeof *e);
+    rng *r = NULL;
+    if (!e)
+        goto oom;
+    e->kind = kind;
+    e->ref = reference;
+    e->d = d;
+    e->o = *o;
+    e->pool_n = pool;
+    ds_example_shape(d, e->chw);
+    e->example = e->chw[0] * e->chw[1] * e->chw[2];
+    if (!(e->pool = malloc((size_t)pool * sizeof *e->pool)) || !(e->ref_have = calloc((size_t)pool, 1)))
+        goto oom;
+    if (pool == size) {
+        for (int64_t i = 0; i < size; i++)
+            e->pool[i] = i;
+    } else { /* stream 0 of the seed draws the pool; evaluation k uses stream k */
+        if (!(r = rng_new(rng_derive_seed(o->seed, 0))) || rng_sample(r, size, pool, e->pool) != 0)
+            goto oom;
+        qsort(e->pool, (size_t)pool, sizeof *e->pool, cmp_i64);
+    }
+    if ((double)pool * (double)e->example * sizeof(float) <= (double)o->cache_bytes) {
+        e->x_cache = tensor_alloc_floats(pool * e->example);
+        e->x_have = calloc((size_t)pool, 1);
+        if (!e->x_cache || !e->x_have)
+            goto oom;
+    }
+    rng_free(r);
+    return e;
+oom:
+    err_set("out of memory");
+    rng_free(r);
+    ob_free(e);
+    return NULL;
+}
+
+int64_t ob_pool_size(const ob_estimator *e) { return e->pool_n; }
+int64_t ob_count(const ob_estimator *e) { return e->count; }
+const ob_options *ob_get_options(const ob_estimator *e) { return &e->o; }
+ob_kind ob_get_kind(const ob_estimator *e) { return e->kind; }
+
+/* Inputs of pool positions pos[0..n-1] as an n×C×H×W tensor, through the cache when there is one. */
+static tensor *inputs(ob_estimator *e, int64_t n, const int64_t *pos)
+{
+    int64_t shape[4] = {n, e->chw[0], e->chw[1], e->chw[2]};
+    tensor *x = NULL;
+    int64_t *idx = malloc((size_t)n * sizeof *idx), *which = malloc((size_t)n * sizeof *which), missing = 0;
+    if (!idx || !which) {
+        err_set("out of memory");
+        goto done;
+    }
+    if (!e->x_cache) {
+        for (int64_t i = 0; i < n; i++)
+            idx[i] = e->pool[pos[i]];
+        x = ds_batch(e->d, n, idx, NULL);
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!e->x_have[pos[i]]) {
+            idx[missing] = e->pool[pos[i]];
+            which[missing++] = pos[i];
+        }
+    if (missing) {
+        tensor *fresh = ds_batch(e->d, missing, idx, NULL);
+        if (!fresh)
+            goto done;
+        for (int64_t k = 0; k < missing; k++) {
+            memcpy(e->x_cache + which[k] * e->example, fresh->data + k * e->example, (size_t)e->example * sizeof(float));
+            e->x_have[which[k]] = 1;
+        }
+        tensor_free(fresh);
+    }
+    if (!(x = tensor_new(4, shape)))
+        goto done;
+    for (int64_t i = 0; i < n; i++)
+        memcpy(x->data + i * e->example, e->x_cache + pos[i] * e->example, (size_t)e->example * sizeof(float));
+done:
+    free(idx);
+    free(which);
+    return x;
+}
+
+/* Logits of net on x, in batches of at most batch rows (0: all at once). */
+static tensor *forward(nn_net *net, const tensor *x, int64_t batch)
+{
+    int64_t n = x->shape[0];
+    if (batch <= 0 || batch >= n)
+        return nn_forward(net, x);
+    int64_t per = x->numel / n;
+    tensor *y = NULL;
+    for (int64_t first = 0; first < n; first += batch) {
+        int64_t m = n - first < batch ? n - first : batch;
+        tensor view = *x;
+        view.shape[0] = m;
+        view.numel = m * per;
+        view.data = x->data + first * per;
+        tensor *part = nn_forward(net, &view);
+        if (!part) {
+            tensor_free(y);
+            return NULL;
+        }
+        if (!y) {
+            int64_t shape[TENSOR_MAX_DIM];
+            memcpy(shape, part->shape, sizeof shape);
+            shape[0] = n;
+            if (!(y = tensor_new(part->ndim, shape))) {
+                tensor_free(part);
+                return NULL;
+            }
+        }
+        memcpy(y->data + first * (y->numel / n), part->data, (size_t)part->numel * sizeof(float));
+        tensor_free(part);
+    }
+    return y;
+}
+
+/* Makes sure the reference logits of pool positions pos[0..n-1] are known; x holds their inputs. */
+static int reference_logits(ob_estimator *e, int64_t n, const int64_t *pos, const tensor *x)
+{
+    int64_t missing = 0;
+    for (int64_t i = 0; i < n; i++)
+        missing += !e->ref_have[pos[i]];
+    if (!missing)
+        return 0;
+    int64_t shape[4] = {missing, e->chw[0], e->chw[1], e->chw[2]};
+    tensor *xm = tensor_new(4, shape), *y = NULL;
+    int rc = -1;
+    if (!xm)
+        return -1;
+    for (int64_t i = 0, k = 0; i < n; i++)
+        if (!e->ref_have[pos[i]])
+            memcpy(xm->data + k++ * e->example, x->data + i * e->example, (size_t)e->example * sizeof(float));
+    if (!(y = forward(e->ref, xm, e->o.batch)))
+        goto done;
+    int classes = (int)(y->numel / missing);
+    if (!e->ref_logits) {
+        e->classes = classes;
+        if (!(e->ref_logits = malloc((size_t)e->pool_n * classes * sizeof *e->ref_logits))) {
+            err_set("out of memory");
+            goto done;
+        }
+    }
+    for (int64_t i = 0, k = 0; i < n; i++)
+        if (!e->ref_have[pos[i]]) {
+            memcpy(e->ref_logits + pos[i] * e->classes, y->data + k++ * classes, (size_t)classes * sizeof(float));
+            e->ref_have[pos[i]] = 1;
+        }
+    rc = 0;
+done:
+    tensor_free(xm);
+    tensor_free(y);
+    return rc;
+}
+
+int ob_prepare(ob_estimator *e)
+{
+    if (e->kind != OB_FNORM)
+        return 0;
+    int64_t chunk = e->o.batch > 0 ? e->o.batch : e->o.samples;
+    int64_t *pos = malloc((size_t)chunk * sizeof *pos);
+    if (!pos)
+        return err_set("out of memory");
+    progress p;
+    progress_start(&p, "reference outputs", e->pool_n);
+    int rc = 0;
+    for (int64_t first = 0; first < e->pool_n && rc == 0; first += chunk) {
+        int64_t m = e->pool_n - first < chunk ? e->pool_n - first : chunk, k = 0;
+        for (int64_t i = 0; i < m; i++)
+            if (!e->ref_have[first + i])
+                pos[k++] = first + i;
+        if (k) {
+            tensor *x = inputs(e, k, pos);
+            rc = x ? reference_logits(e, k, pos, x) : -1;
+            tensor_free(x);
+        }
+        progress_update(&p, first + m, NULL);
+    }
+    progress_end(&p, NULL);
+    free(pos);
+    return rc;
+}
+
+int ob_evaluate(ob_estimator *e, nn_net *cand, int64_t index, ob_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (index <= 0)
+        index = e->count + 1;
+    if (index > e->count)
+        e->count = index;
+    int64_t n = e->o.samples, draw = e->o.fixed ? 1 : index;
+    int64_t *pos = malloc((size_t)n * sizeof *pos);
+    double *d = malloc((size_t)n * sizeof *d);
+    rng *g = rng_new(rng_derive_seed(e->o.seed, (uint64_t)draw));
+    tensor *x = NULL, *y = NULL;
+    int rc = -1;
+    if (!pos || !d || !g || rng_sample(g, e->pool_n, n, pos) != 0) {
+        err_set("out of memory");
+        goto done;
+    }
+    double t = now_seconds();
+    if (!(x = inputs(e, n, pos)))
+        goto done;
+    r->t_data = now_seconds() - t;
+    t = now_seconds();
+    if (e->kind == OB_FNORM && reference_logits(e, n, pos, x) != 0)
+        goto done;
+    r->t_reference = now_seconds() - t;
+    t = now_seconds();
+    if (!(y = forward(cand, x, e->o.batch)))
+        goto done;
+    r->t_forward = now_seconds() - t;
+    t = now_seconds();
+    int classes = (int)(y->numel / n);
+    if (e->kind == OB_FNORM) {
+        if (classes != e->classes) {
+            err_set("the candidate gives %d outputs per input, the reference %d", classes, e->classes);
+            goto done;
+        }
+        const float *ref = e->ref_logits;
+        int squared = e->o.squared;
+#pragma omp parallel for if (n * classes > 100000)
+        for (int64_t i = 0; i < n; i++) {
+            const float *a = y->data + i * classes, *b = ref + pos[i] * classes;
+            double s = 0;
+            for (int k = 0; k < classes; k++)
+                s += ((double)a[k] - b[k]) * ((double)a[k] - b[k]);
+            d[i] = squared ? s : sqrt(s);
+        }
+        ob_mean_se(d, n, &r->value, &r->se);
+    } else {
+        int64_t wrong = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *a = y->data + i * classes;
+            int best = 0;
+            for (int k = 1; k < classes; k++)
+                if (a[k] > a[best])
+                    best = k;
+            wrong += best != ds_label(e->d, e->pool[pos[i]]);
+        }
+        double p = (double)wrong / (double)n, p0 = 0.5 / (double)n;
+        double floor = e->o.se_floor >= 0 ? e->o.se_floor : sqrt(p0 * (1 - p0) / (double)n);
+        r->value = p;
+        r->se = fmax(sqrt(p * (1 - p) / (double)n), floor);
+    }
+    r->t_distance = now_seconds() - t;
+    r->n = n;
+    r->index = index;
+    rc = 0;
+done:
+    free(pos);
+    free(d);
+    rng_free(g);
+    tensor_free(x);
+    tensor_free(y);
+    return rc;
+}
