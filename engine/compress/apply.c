@@ -254,14 +254,22 @@ nn_net *cp_apply(const nn_net *ref, int nfam, cp_family *const *fams, const doub
     }
     for (int i = 0; i < 3 * ref->count; i++)
         owner[i] = -1;
+    for (int fi = 0; fi < nfam; fi++) {
+        if (fams[fi]->net != ref) {
+            err_set("family #%d (%s) was declared on another network", fi + 1, cp_kind_name(fams[fi]->kind));
+            goto fail;
+        }
+        if (!fams[fi]->prepared) {
+            double t = now_seconds();
+            if (cp_family_prepare(fams[fi]) != 0)
+                goto fail;
+            st.t_prepare += now_seconds() - t;
+        }
+    }
     /* settings, and at most one family of each role per layer */
     int idx = 0, norder = 0;
     for (int fi = 0; fi < nfam; fi++) {
         const cp_family *f = fams[fi];
-        if (f->net != ref) {
-            err_set("family #%d (%s) was declared on another network", fi + 1, cp_kind_name(f->kind));
-            goto fail;
-        }
         for (int li = 0; li < f->count; li++, idx++) {
             const cp_layer *l = &f->layers[li];
             cp_choice *c = &st.choices[idx];
@@ -346,7 +354,7 @@ nn_net *cp_apply(const nn_net *ref, int nfam, cp_family *const *fams, const doub
     if (stats(ref, cand, &acc, nfam, fams, &st) != 0)
         goto fail;
     st.t_truncate = numeric;
-    st.t_rebuild = now_seconds() - start - numeric;
+    st.t_rebuild = now_seconds() - start - numeric - st.t_prepare;
     free(owner);
     free(order);
     free(acc.wcount);

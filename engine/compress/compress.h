@@ -53,6 +53,7 @@ typedef struct cp_family {
     const nn_net *net; /* the reference, not owned */
     int count;
     cp_layer *layers;
+    int prepared;      /* factors computed (cp_family_prepare) */
 } cp_family;
 
 const char *cp_kind_name(cp_kind k);
@@ -60,10 +61,13 @@ const char *cp_kind_name(cp_kind k);
 /* Declares a family on the layers of net that match any of the patterns (nn_match globs). Layers a
  * family cannot apply to are skipped when matched by a pattern with wildcards, and an error when
  * named exactly; no eligible layer at all is an error. Bounds start at the family's default.
- * Decompositions are computed here. NULL with a message on error. */
+ * NULL with a message on error. Nothing costly happens here: see cp_family_prepare. */
 cp_family *cp_family_new(cp_kind kind, const nn_net *net, int npatterns, const char *const *patterns,
                          const cp_options *opt);
 void cp_family_free(cp_family *f);
+/* Computes the factors (SVDs, HOSVD, channel norms) from the reference's current weights, once;
+ * cp_apply calls it when needed. */
+int cp_family_prepare(cp_family *f);
 /* Sets the bounds of layer i (all layers when i < 0); -1 when lo > hi or outside the family's range. */
 int cp_family_set_bounds(cp_family *f, int i, double lo, double hi);
 
@@ -89,6 +93,7 @@ typedef struct cp_stats {
     double net_bits_ref, net_bits;    /* whole network, in bits */
     int64_t macs_ref, macs;           /* whole network */
     int64_t layer_macs_ref, layer_macs;
+    double t_prepare;                 /* seconds: factors computed by this call (first use only) */
     double t_truncate, t_rebuild;     /* seconds: factors for θ, graph surgery and accounting */
     int nchoices;
     cp_choice *choices;

@@ -224,25 +224,33 @@ cp_family *cp_family_new(cp_kind kind, const nn_net *net, int npatterns, const c
         l->integer = kind == CP_QUANTIZE || ((kind == CP_VH || kind == CP_SVD || kind == CP_TUCKER2) &&
                                              f->opt.mode == CP_ABSOLUTE);
     }
-    double start = now_seconds();
-    for (int i = 0; i < f->count; i++) {
-        cp_layer *l = &f->layers[i];
-        int rc = kind == CP_VH || kind == CP_SVD || kind == CP_TUCKER2 ? cp_lowrank_prepare(f, l)
-                 : kind == CP_PRUNE_CHANNELS                           ? cp_prune_prepare(f, l)
-                                                                       : 0;
-        if (rc != 0) {
-            err_prefix("%s: layer %s", what, l->name);
-            goto fail;
-        }
-    }
-    if (now_seconds() - start > 1)
-        log_info("%s: factored %d layers in %.1f s", what, f->count, now_seconds() - start);
     free(take);
     return f;
 fail:
     free(take);
     cp_family_free(f);
     return NULL;
+}
+
+int cp_family_prepare(cp_family *f)
+{
+    double start = now_seconds();
+    int done = 0;
+    for (int i = 0; i < f->count; i++) {
+        cp_layer *l = &f->layers[i];
+        if (l->cache)
+            continue;
+        int rc = f->kind == CP_VH || f->kind == CP_SVD || f->kind == CP_TUCKER2 ? cp_lowrank_prepare(f, l)
+                 : f->kind == CP_PRUNE_CHANNELS                              ? cp_prune_prepare(f, l)
+                                                                             : 0;
+        if (rc != 0)
+            return err_prefix("%s: layer %s", cp_kind_name(f->kind), l->name);
+        done++;
+    }
+    f->prepared = 1;
+    if (done && now_seconds() - start > 1)
+        log_info("%s: factored %d layers in %.1f s", cp_kind_name(f->kind), done, now_seconds() - start);
+    return 0;
 }
 
 int cp_dim(int nfam, cp_family *const *fams)

@@ -48,13 +48,29 @@ static int svd_alloc(int m, int n, float *a, float **u, float **s, float **vt)
     return cp_svd(m, n, a, *u, *s, *vt);
 }
 
-/* W (N×C×kh×kw) ×2 Ut (rows: r vectors over C): T[n][b][p] = Σ_c Ut[b][c]·W[n][c][p]. */
+/* W (N×C×k2) ×2 Ut (rows: r vectors over C): T[n][b][p] = Σ_c Ut[b][c]·W[n][c][p], as one GEMM on
+ * the mode-2 unfolding (many small GEMMs cost more in thread start-ups than in arithmetic). */
 static int mode2_product(const float *w, int N, int C, int k2, const float *ut, int r, float *t)
 {
-    for (int n = 0; n < N; n++)
-        if (cp_gemm('N', 'N', r, k2, C, ut, C, w + (int64_t)n * C * k2, k2, t + (int64_t)n * r * k2, k2) != 0)
-            return -1;
-    return 0;
+    float *a = floats((int64_t)C * N * k2), *g = floats((int64_t)r * N * k2);
+    int rc = -1;
+    if (!a || !g) {
+        err_set("out of memory");
+        goto done;
+    }
+    for (int o = 0; o < N; o++) /* W as C × (N·k2) */
+        for (int i = 0; i < C; i++)
+            memcpy(a + ((int64_t)i * N + o) * k2, w + ((int64_t)o * C + i) * k2, (size_t)k2 * sizeof *a);
+    if (cp_gemm('N', 'N', r, N * k2, C, ut, C, a, N * k2, g, N * k2) != 0)
+        goto done;
+    for (int b = 0; b < r; b++) /* (r, N, k2) → (N, r, k2) */
+        for (int o = 0; o < N; o++)
+            memcpy(t + ((int64_t)o * r + b) * k2, g + ((int64_t)b * N + o) * k2, (size_t)k2 * sizeof *t);
+    rc = 0;
+done:
+    free(a);
+    free(g);
+    return rc;
 }
 
 static int prepare_vh(const tensor *w, lr_cache *c)

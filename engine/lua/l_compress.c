@@ -197,6 +197,15 @@ static int family_layers(lua_State *L)
     return 1;
 }
 
+/* fam:prepare() computes the factors now (otherwise the first compress.apply does); returns fam. */
+static int family_prepare(lua_State *L)
+{
+    if (cp_family_prepare(lc_check(L, 1)) != 0)
+        return lb_lib_error(L);
+    lua_settop(L, 1);
+    return 1;
+}
+
 static int family_dim(lua_State *L)
 {
     lua_pushinteger(L, lc_check(L, 1)->count);
@@ -281,6 +290,7 @@ static void push_info(lua_State *L, const cp_stats *s, cp_family *const *fams)
     set_int(L, "layer_macs_ref", s->layer_macs_ref);
     lua_setfield(L, -2, "counts");
     lua_createtable(L, 0, 2);
+    set_num(L, "prepare", s->t_prepare);
     set_num(L, "truncate", s->t_truncate);
     set_num(L, "rebuild", s->t_rebuild);
     lua_setfield(L, -2, "time");
@@ -431,7 +441,7 @@ static int l_measure(lua_State *L)
 }
 
 static const luaL_Reg family_methods[] = {{"layers", family_layers}, {"dim", family_dim}, {"kind", family_kind},
-                                          {"net", family_net},       {NULL, NULL}};
+                                          {"net", family_net},       {"prepare", family_prepare}, {NULL, NULL}};
 
 static const luaL_Reg family_meta[] = {{"__gc", family_gc},
                                        {"__tostring", family_tostring},

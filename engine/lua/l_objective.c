@@ -98,6 +98,32 @@ static void set_num(lua_State *L, const char *k, double v)
     lua_setfield(L, -2, k);
 }
 
+/* Pushes the 1-based dataset indices of evaluation index's sample. */
+static void push_indices(lua_State *L, ob_estimator *e, int64_t index)
+{
+    int64_t n = ob_get_options(e)->samples;
+    int64_t *idx = lua_newuserdatauv(L, (size_t)n * sizeof *idx, 0); /* freed by the collector */
+    if (ob_sample_indices(e, index, idx) != 0)
+        lb_lib_error(L);
+    lua_createtable(L, (int)n, 0);
+    for (int64_t i = 0; i < n; i++) {
+        lua_pushinteger(L, idx[i] + 1);
+        lua_seti(L, -2, i + 1);
+    }
+    lua_remove(L, -2);
+}
+
+/* est:indices(k) → the dataset indices (1-based, as ds:get) of evaluation k's sample. */
+static int est_indices(lua_State *L)
+{
+    ob_estimator *e = lo_check(L, 1);
+    lua_Integer k = luaL_checkinteger(L, 2);
+    if (k < 1)
+        lb_error(L, "indices: evaluations are numbered from 1, got %lld", (long long)k);
+    push_indices(L, e, k);
+    return 1;
+}
+
 /* est:evaluate(net [, {sample = k}]) → value, standard error, info. */
 static int est_evaluate(lua_State *L)
 {
@@ -130,6 +156,8 @@ static int est_evaluate(lua_State *L)
     set_num(L, "forward", r.t_forward);
     set_num(L, "distance", r.t_distance);
     lua_setfield(L, -2, "time");
+    push_indices(L, e, r.index);
+    lua_setfield(L, -2, "indices");
     return 3;
 }
 
@@ -176,7 +204,7 @@ static int est_tostring(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg est_methods[] = {{"evaluate", est_evaluate}, {"prepare", est_prepare},
+static const luaL_Reg est_methods[] = {{"evaluate", est_evaluate}, {"prepare", est_prepare}, {"indices", est_indices},
                                        {"count", est_count},       {"pool", est_pool},
                                        {"samples", est_samples},   {"reference", est_reference},
                                        {NULL, NULL}};
@@ -184,7 +212,48 @@ static const luaL_Reg est_methods[] = {{"evaluate", est_evaluate}, {"prepare", e
 static const luaL_Reg est_meta[] = {
     {"__gc", est_gc}, {"__close", est_gc}, {"__tostring", est_tostring}, {"__index", NULL}, {NULL, NULL}};
 
-static const luaL_Reg objective_funcs[] = {{"fnorm", l_fnorm}, {"risk", l_risk}, {NULL, NULL}};
+/* objective.scalarize{families =, estimator =, gamma = 1, ratio = "params"}: options checked here,
+ * the callable built by the prelude's objective._scalarize. */
+static int l_scalarize(lua_State *L)
+{
+    static const char *const keys[] = {"families", "estimator", "gamma", "ratio", NULL};
+    static const char *const ratios[] = {"params", "params_net", "bits", "bits_net", "flops", "flops_layers", NULL};
+    const char *what = "objective.scalarize";
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lb_check_keys(L, 1, what, keys, 0);
+    int t = lua_getfield(L, 1, "families");
+    if (t == LUA_TTABLE && luaL_len(L, -1) > 0) {
+        for (lua_Integer i = 1; i <= luaL_len(L, -1); i++) {
+            lua_geti(L, -1, i);
+            if (!luaL_testudata(L, -1, "boengine.family"))
+                lb_error(L, "%s: families[%lld] is not a family (compress.vh{...}, ...)", what, (long long)i);
+            lua_pop(L, 1);
+        }
+    } else if (!luaL_testudata(L, -1, "boengine.family")) {
+        lb_error(L, "%s: 'families' is required: a family or a non-empty list of them", what);
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, 1, "estimator") == LUA_TNIL)
+        lb_error(L, "%s: 'estimator' is required (objective.fnorm{...} or objective.risk{...})", what);
+    lo_check(L, lua_gettop(L));
+    lua_pop(L, 1);
+    lb_opt_number(L, 1, what, "gamma", 1);
+    const char *ratio = lb_opt_string(L, 1, what, "ratio", "params");
+    int known = 0;
+    for (int i = 0; ratios[i]; i++)
+        known |= strcmp(ratio, ratios[i]) == 0;
+    if (!known)
+        lb_error(L, "%s: ratio \"%s\" is not one of params, params_net, bits, bits_net, flops, flops_layers", what,
+                 ratio);
+    lua_getglobal(L, "objective");
+    if (lua_getfield(L, -1, "_scalarize") != LUA_TFUNCTION)
+        return luaL_error(L, "%s: the prelude's objective._scalarize is missing", what);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+static const luaL_Reg objective_funcs[] = {{"fnorm", l_fnorm}, {"risk", l_risk}, {"scalarize", l_scalarize}, {NULL, NULL}};
 
 int luaopen_objective(lua_State *L)
 {

@@ -15,7 +15,22 @@ int lb_error(lua_State *L, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    luaL_where(L, 1);
+    /* the location is the experiment's line, not a helper of the prelude that called us */
+    lua_Debug ar;
+    int level = 1, found = 0;
+    while (lua_getstack(L, level, &ar) && lua_getinfo(L, "Sl", &ar)) {
+        if (ar.currentline > 0 && strcmp(ar.source, "=prelude") != 0) {
+            found = 1;
+            break;
+        }
+        if (level == 1 && ar.currentline <= 0)
+            break; /* called from C: no location, as luaL_where */
+        level++;
+    }
+    if (found)
+        lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+    else
+        lua_pushliteral(L, "");
     lua_pushstring(L, msg);
     lua_concat(L, 2);
     lua_pushvalue(L, -1);

@@ -45,27 +45,16 @@ end
 
 -- ---- the scalarized objective y = R + γ·L (METHOD.md §1) -----------------------------------------
 
-local ratio_kinds = {params = true, params_net = true, bits = true, bits_net = true, flops = true,
-                     flops_layers = true}
-
 -- objective.scalarize{families = {...}, estimator = objective.fnorm{...}, gamma = 1, ratio = "params"}
 -- returns a callable f: f(theta) -> y, noise, record with y = R(θ) + γ·L^(θ) and noise = γ·SE, ready
 -- for bo.minimize{f = f, bounds = compress.bounds(families)}. Every evaluation is kept in f.history
 -- ({theta, L, se, R, y, noise, sample, info}); f:reweight(gamma) re-scores the history for another γ
--- without evaluating anything again (R is exact, so only the weight changes).
-function objective.scalarize(opts)
-  local known = {families = true, estimator = true, gamma = true, ratio = true}
-  for k in pairs(opts) do
-    if not known[k] then error("objective.scalarize: unknown key '" .. tostring(k) .. "'", 2) end
-  end
-  local families = family_list(opts.families or error("objective.scalarize: 'families' is required", 2))
-  if #families == 0 then error("objective.scalarize: 'families' is empty", 2) end
-  local est = opts.estimator or error("objective.scalarize: 'estimator' is required (objective.fnorm{...})", 2)
-  local ratio = opts.ratio or "params"
-  if not ratio_kinds[ratio] then
-    error("objective.scalarize: ratio '" .. tostring(ratio) .. "' is not one of params, params_net, bits, " ..
-          "bits_net, flops, flops_layers", 2)
-  end
+-- without evaluating anything again (R is exact, so only the weight changes). The options are
+-- checked in C (objective.scalarize), which then calls this.
+function objective._scalarize(opts)
+  local families = opts.families
+  if type(families) == "userdata" then families = {families} end
+  local est, ratio = opts.estimator, opts.ratio or "params"
   local net = families[1]:net()
   local self = {families = families, estimator = est, gamma = opts.gamma or 1, ratio = ratio, history = {},
                 net = net}

@@ -267,6 +267,26 @@ int ob_prepare(ob_estimator *e)
     return rc;
 }
 
+/* Pool positions of evaluation index's sample: stream index of the seed alone decides it. */
+static int draw(const ob_estimator *e, int64_t index, int64_t *pos)
+{
+    rng *g = rng_new(rng_derive_seed(e->o.seed, (uint64_t)(e->o.fixed ? 1 : index)));
+    int rc = g ? rng_sample(g, e->pool_n, e->o.samples, pos) : -1;
+    rng_free(g);
+    return rc == 0 ? 0 : err_set("out of memory");
+}
+
+int ob_sample_indices(const ob_estimator *e, int64_t index, int64_t *out)
+{
+    if (index < 1)
+        return err_set("sample %lld: evaluations are numbered from 1", (long long)index);
+    if (draw(e, index, out) != 0)
+        return -1;
+    for (int64_t i = 0; i < e->o.samples; i++)
+        out[i] = e->pool[out[i]];
+    return 0;
+}
+
 int ob_evaluate(ob_estimator *e, nn_net *cand, int64_t index, ob_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -274,16 +294,17 @@ int ob_evaluate(ob_estimator *e, nn_net *cand, int64_t index, ob_result *r)
         index = e->count + 1;
     if (index > e->count)
         e->count = index;
-    int64_t n = e->o.samples, draw = e->o.fixed ? 1 : index;
+    int64_t n = e->o.samples;
     int64_t *pos = malloc((size_t)n * sizeof *pos);
     double *d = malloc((size_t)n * sizeof *d);
-    rng *g = rng_new(rng_derive_seed(e->o.seed, (uint64_t)draw));
     tensor *x = NULL, *y = NULL;
     int rc = -1;
-    if (!pos || !d || !g || rng_sample(g, e->pool_n, n, pos) != 0) {
+    if (!pos || !d) {
         err_set("out of memory");
         goto done;
     }
+    if (draw(e, index, pos) != 0)
+        goto done;
     double t = now_seconds();
     if (!(x = inputs(e, n, pos)))
         goto done;
@@ -336,7 +357,6 @@ int ob_evaluate(ob_estimator *e, nn_net *cand, int64_t index, ob_result *r)
 done:
     free(pos);
     free(d);
-    rng_free(g);
     tensor_free(x);
     tensor_free(y);
     return rc;

@@ -51,6 +51,9 @@ typedef struct ob_result {
 /* Evaluates the candidate on evaluation index's sample (index <= 0: the next one). */
 int ob_evaluate(ob_estimator *e, nn_net *candidate, int64_t index, ob_result *r);
 
+/* The dataset indices (0-based) of evaluation index's sample, n of them in draw order. */
+int ob_sample_indices(const ob_estimator *e, int64_t index, int64_t *out);
+
 /* Computes the reference logits of the whole pool now (fnorm), with a progress bar. */
 int ob_prepare(ob_estimator *e);
 

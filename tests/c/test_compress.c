@@ -1,0 +1,585 @@
+/* Compression families from C: graph surgery, exactness at full rank (VH, SVD, Tucker-2) on random
+ * networks with random biases and batch norms, the factors against independent reconstructions,
+ * parameter and MAC counts against hand formulas, channel pruning against an equivalent network
+ * whose readers ignore the removed channels, magnitude pruning and quantization, the U-statistic's
+ * standard error, and architecture records that rebuild the same structure. */
+#include <lapacke.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress/compress.h"
+#include "core/err.h"
+#include "core/rng.h"
+#include "nn/build.h"
+#include "nn/edit.h"
+#include "nn/exec.h"
+#include "objective/objective.h"
+#include "tap.h"
+
+static rng *r;
+
+static void randomize(tensor *t, double lo, double hi)
+{
+    for (int64_t i = 0; t && i < t->numel; i++)
+        t->data[i] = (float)(lo + (hi - lo) * rng_uniform(r));
+}
+
+/* Random biases and batch-norm statistics too, so that every parameter's path is exercised. */
+static void randomize_params(nn_net *net)
+{
+    for (int i = 0; i < net->count; i++) {
+        nn_node *n = &net->nodes[i];
+        if (n->op == NN_BATCHNORM) {
+            randomize(n->weight, 0.5, 1.5);
+            randomize(n->bias, -0.5, 0.5);
+            randomize(n->mean, -0.3, 0.3);
+            randomize(n->var, 0.5, 2.0);
+        } else if (n->weight) {
+            double fan = (double)(n->weight->numel / n->weight->shape[0]);
+            randomize(n->weight, -sqrt(3.0 / fan), sqrt(3.0 / fan));
+            randomize(n->bias, -0.2, 0.2);
+        }
+    }
+    nn_invalidate(net);
+}
+
+static tensor *random_input(int n, int c, int h, int w)
+{
+    tensor *x = tensor_new(4, (int64_t[]){n, c, h, w});
+    randomize(x, -1, 1);
+    return x;
+}
+
+static double rel_error(const tensor *a, const tensor *b)
+{
+    if (!a || !b || a->numel != b->numel)
+        return INFINITY;
+    double d = 0, s = 1e-30;
+    for (int64_t i = 0; i < a->numel; i++) {
+        d = fmax(d, fabs((double)a->data[i] - b->data[i]));
+        s = fmax(s, fabs((double)b->data[i]));
+    }
+    return d / s;
+}
+
+static nn_net *build(const char *arch, int depth, int bn, int channels, int size, double width, int small)
+{
+    nn_spec s;
+    nn_spec_defaults(&s, arch);
+    s.depth = depth;
+    s.batchnorm = bn;
+    s.channels = channels;
+    s.classes = 10;
+    s.size = size;
+    s.width = width;
+    s.small_stem = small;
+    s.small_head = small;
+    nn_net *net = nn_build(&s);
+    if (net)
+        randomize_params(net);
+    return net;
+}
+
+/* θ for every layer of a family at its largest setting (full rank, everything kept). */
+static double *full(const cp_family *f)
+{
+    double *t = malloc((size_t)f->count * sizeof *t);
+    for (int i = 0; i < f->count; i++)
+        t[i] = f->layers[i].hi;
+    return t;
+}
+
+static cp_family *family(cp_kind k, nn_net *net, const char *pattern, cp_mode mode)
+{
+    cp_options o = {.mode = mode};
+    cp_family *f = cp_family_new(k, net, 1, &pattern, &o);
+    if (!f)
+        tap_diag("%s", err_msg());
+    return f;
+}
+
+static void test_match(void)
+{
+    tap_ok(nn_match("features.*", "features.10") && !nn_match("features.*", "classifier.0"), "glob: features.*");
+    tap_ok(nn_match("layer3.*.conv2", "layer3.0.conv2") && nn_match("layer3.*.conv2", "layer3.12.conv2") &&
+               !nn_match("layer3.*.conv2", "layer3.0.conv1") && !nn_match("layer3.*.conv2", "layer4.0.conv2"),
+           "glob: layer3.*.conv2");
+    tap_ok(nn_match("fc?", "fc1") && !nn_match("fc?", "fc12") && nn_match("*", "") && nn_match("a*b*c", "axxbyyc") &&
+               !nn_match("a*b*c", "axxbyy"),
+           "glob: ? and several stars");
+}
+
+/* The chain that replaces a node is wired by index: names of inputs must follow. */
+static void test_replace(void)
+{
+    nn_net *net = build("resnet", 18, 0, 3, 32, 0.25, 1);
+    int n0 = net->count;
+    int at = nn_rewrite(net, "layer2.0.conv1", "vh", 5, 0);
+    int ok = at >= 0 && net->count == n0 + 1;
+    int v = nn_find(net, "layer2.0.conv1.v"), h = nn_find(net, "layer2.0.conv1.h");
+    int bn = nn_find(net, "layer2.0.bn1"), add = nn_find(net, "layer2.0.add"), ds = nn_find(net, "layer2.0.downsample.1");
+    int prev = nn_find(net, "layer1.1.relu"), bn2 = nn_find(net, "layer2.0.bn2");
+    ok = ok && v == at && h == at + 1 && net->nodes[v].in[0] == prev && net->nodes[h].in[0] == v &&
+         net->nodes[bn].in[0] == h && net->nodes[add].in[0] == bn2 && net->nodes[add].in[1] == ds &&
+         net->nodes[nn_find(net, "layer2.0.downsample.0")].in[0] == prev;
+    tap_ok(ok, "nn_replace rewires readers, the residual add and the downsample branch");
+    tap_ok(net->nodes[v].kh == 3 && net->nodes[v].kw == 1 && net->nodes[v].sh == 2 && net->nodes[v].sw == 1 &&
+               net->nodes[h].kh == 1 && net->nodes[h].kw == 3 && net->nodes[h].sh == 1 && net->nodes[h].sw == 2 &&
+               net->nodes[v].ph == 1 && net->nodes[v].pw == 0 && net->nodes[h].pw == 1 && !net->nodes[v].has_bias,
+           "vh chain: k×1 then 1×k, strides and padding split by axis");
+    tap_ok(nn_rewrite(net, "layer9", "vh", 1, 0) < 0 && strstr(err_msg(), "no layer layer9"), "rewrite of a missing layer fails");
+    nn_net_free(net);
+}
+
+/* Full rank reproduces the network; the candidate shares untouched tensors with the reference. */
+static void exact(nn_net *net, cp_kind k, const char *pattern, cp_mode mode, const tensor *x, const char *what)
+{
+    cp_family *f = family(k, net, pattern, mode);
+    tensor *y = nn_forward(net, x);
+    double *t = f ? full(f) : NULL;
+    cp_stats st;
+    nn_net *c = f ? cp_apply(net, 1, &f, t, &st) : NULL;
+    tensor *yc = c ? nn_forward(c, x) : NULL;
+    double e = rel_error(yc, y);
+    tap_ok(e <= 1e-4, "%s at full rank reproduces the outputs (relative error %.2g)", what, e);
+    if (!c)
+        tap_diag("%s", err_msg());
+    int shared = 0;
+    for (int i = 0; c && i < c->count; i++)
+        shared += c->nodes[i].shared;
+    if (c && f->count < net->count - 8)
+        tap_ok(shared > 0, "%s: untouched layers share the reference's tensors (%d)", what,
+               shared);
+    if (c)
+        cp_stats_free(&st);
+    tensor_free(y);
+    tensor_free(yc);
+    nn_net_free(c);
+    free(t);
+    cp_family_free(f);
+}
+
+static void test_exact(void)
+{
+    nn_net *vgg = build("vgg", 11, 0, 3, 32, 0.25, 1);
+    nn_net *res = build("resnet", 18, 0, 3, 64, 0.25, 0); /* 7×7/2 stem, strided 3×3 and 1×1 convs */
+    tensor *xv = random_input(3, 3, 32, 32), *xr = random_input(2, 3, 64, 64);
+    exact(vgg, CP_VH, "features.*", CP_ABSOLUTE, xv, "vh (vgg)");
+    exact(res, CP_VH, "*", CP_ABSOLUTE, xr, "vh (resnet, 7×7/2 stem, stride 2)");
+    exact(vgg, CP_SVD, "*", CP_ABSOLUTE, xv, "svd of convolutions and linear layers (vgg)");
+    exact(res, CP_SVD, "*", CP_ABSOLUTE, xr, "svd (resnet, batch norms folded after the split)");
+    exact(vgg, CP_TUCKER2, "features.*", CP_FRACTION, xv, "tucker2 (vgg)");
+    exact(res, CP_TUCKER2, "layer*", CP_FRACTION, xr, "tucker2 (resnet)");
+    cp_options dense = {.mode = CP_ABSOLUTE, .dense = 1};
+    const char *all = "*";
+    cp_family *f = cp_family_new(CP_SVD, res, 1, &all, &dense);
+    double *t = full(f);
+    nn_net *c = cp_apply(res, 1, &f, t, NULL);
+    tensor *y = nn_forward(res, xr), *yc = c ? nn_forward(c, xr) : NULL;
+    tap_ok(rel_error(yc, y) <= 1e-4 && c->count == res->count, "dense svd at full rank: same graph, same outputs");
+    tensor_free(y);
+    tensor_free(yc);
+    nn_net_free(c);
+    free(t);
+    cp_family_free(f);
+
+    /* a hand-made conv with a 3×5 kernel, strides (2, 1), padding (1, 2) */
+    nn_net *odd = nn_net_new(4, 13, 6);
+    nn_node conv = {.op = NN_CONV, .name = "odd", .in = {NN_INPUT, -2}, .out = 6, .kh = 3, .kw = 5, .sh = 2,
+                    .sw = 1, .ph = 1, .pw = 2, .groups = 1, .has_bias = 1};
+    nn_add(odd, &conv);
+    nn_init_params(odd, 3);
+    randomize_params(odd);
+    tensor *xo = random_input(2, 4, 13, 11);
+    exact(odd, CP_VH, "odd", CP_ABSOLUTE, xo, "vh of a 3×5 kernel with strides (2, 1) and padding (1, 2)");
+    exact(odd, CP_TUCKER2, "odd", CP_FRACTION, xo, "tucker2 of the same");
+    tensor_free(xo);
+    nn_net_free(odd);
+    tensor_free(xv);
+    tensor_free(xr);
+    nn_net_free(vgg);
+    nn_net_free(res);
+}
+
+/* Singular values of the VH matrix M[(c,y),(n,x)] = W[n,c,y,x], computed here in double. */
+static double *vh_singular_values(const tensor *w, int *rank)
+{
+    int N = (int)w->shape[0], C = (int)w->shape[1], kh = (int)w->shape[2], kw = (int)w->shape[3];
+    int m = C * kh, n = N * kw, k = m < n ? m : n;
+    double *a = malloc(sizeof(double) * m * n), *s = malloc(sizeof(double) * k), *sup = malloc(sizeof(double) * k);
+    for (int o = 0; o < N; o++)
+        for (int i = 0; i < C; i++)
+            for (int y = 0; y < kh; y++)
+                for (int x = 0; x < kw; x++)
+                    a[(i * kh + y) * n + o * kw + x] = w->data[((o * C + i) * kh + y) * kw + x];
+    LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'N', 'N', m, n, a, n, s, NULL, 1, NULL, 1, sup);
+    free(a);
+    free(sup);
+    *rank = k;
+    return s;
+}
+
+/* The VH factors of a rank-K candidate, multiplied back by naive loops, against Eckart–Young:
+ * the squared error is the sum of the squared singular values left out. */
+static void test_vh_factors(void)
+{
+    nn_net *net = build("vgg", 11, 0, 3, 32, 0.25, 1);
+    cp_family *f = family(CP_VH, net, "features.6", CP_ABSOLUTE);
+    const tensor *w = net->nodes[f->layers[0].node].weight;
+    int N = (int)w->shape[0], C = (int)w->shape[1], k = 3, rank;
+    double *s = vh_singular_values(w, &rank);
+    int ok = 1;
+    for (int K = 1; K <= rank; K += 7) {
+        double th = K;
+        nn_net *c = cp_apply(net, 1, &f, &th, NULL);
+        const tensor *v = c->nodes[nn_find(c, "features.6.v")].weight, *h = c->nodes[nn_find(c, "features.6.h")].weight;
+        double err = 0, tail = 0;
+        for (int o = 0; o < N; o++)
+            for (int i = 0; i < C; i++)
+                for (int y = 0; y < k; y++)
+                    for (int x = 0; x < k; x++) {
+                        double sum = 0;
+                        for (int q = 0; q < K; q++)
+                            sum += (double)v->data[(q * C + i) * k + y] * h->data[(o * K + q) * k + x];
+                        double d = sum - w->data[((o * C + i) * k + y) * k + x];
+                        err += d * d;
+                    }
+        for (int q = K; q < rank; q++)
+            tail += s[q] * s[q];
+        ok = ok && v->shape[0] == K && h->shape[1] == K && fabs(err - tail) <= 1e-4 * (s[0] * s[0]);
+        if (!ok)
+            tap_diag("K = %d: error %g, tail %g", K, err, tail);
+        nn_net_free(c);
+    }
+    tap_ok(ok, "vh factors at rank K leave exactly the tail of the singular values (Eckart–Young)");
+    free(s);
+    cp_family_free(f);
+    nn_net_free(net);
+}
+
+/* Weights and MACs of VH at fraction θ against k·K·(C + N) and the per-layer sums. */
+static void test_counts(void)
+{
+    /* VGG16 as torchvision builds it: the 13 convolutions and their break-even ranks */
+    nn_spec s;
+    nn_spec_defaults(&s, "vgg");
+    s.small_head = 1; /* the same 13 convolutions without the 120M-weight classifier */
+    nn_net *big = nn_build(&s);
+    cp_family *f = family(CP_VH, big, "features.*", CP_FRACTION); /* factors are computed lazily */
+    static const int be[13] = {8, 96, 128, 192, 256, 384, 384, 512, 768, 768, 768, 768, 768};
+    int64_t weights = 0;
+    int ok = f && f->count == 13;
+    for (int i = 0; ok && i < 13; i++) {
+        ok = f->layers[i].break_even == be[i];
+        weights += big->nodes[f->layers[i].node].weight->numel;
+    }
+    tap_ok(ok, "vgg16: 13 convolutions with the follow-up's break-even ranks floor(k·C·N/(C+N))");
+    tap_ok(weights == 14710464, "vgg16: the 13 convolutions hold 14,710,464 weights (%lld)", (long long)weights);
+    cp_family_free(f);
+    nn_net_free(big);
+
+    nn_spec_defaults(&s, "vgg");
+    s.width = 0.25;
+    s.size = 32;
+    nn_net *net = nn_build(&s);
+    f = family(CP_VH, net, "features.*", CP_FRACTION);
+    double th[13];
+    int64_t want = 0, want_ref = 0, want_macs = 0, want_macs_ref = 0;
+    int hw[13] = {32, 32, 16, 16, 8, 8, 8, 4, 4, 4, 2, 2, 2};
+    for (int i = 0; i < 13; i++) {
+        th[i] = 0.2 + 0.05 * i;
+        const tensor *w = net->nodes[f->layers[i].node].weight;
+        int64_t N = w->shape[0], C = w->shape[1], K = (int64_t)floor(th[i] * (3 * C * N / (C + N)));
+        if (K < 1)
+            K = 1;
+        want += 3 * K * (C + N);
+        want_ref += 9 * C * N;
+        want_macs += (int64_t)hw[i] * hw[i] * (K * C * 3 + N * K * 3);
+        want_macs_ref += (int64_t)hw[i] * hw[i] * N * C * 9;
+    }
+    cp_stats st;
+    nn_net *c = cp_apply(net, 1, &f, th, &st);
+    tap_ok(c && st.weights == want && st.weights_ref == want_ref,
+           "vh weights: sum of k·K·(C+N) over the layers (%lld vs %lld), of k²·C·N before", (long long)st.weights,
+           (long long)want);
+    tap_ok(c && st.layer_macs == want_macs && st.layer_macs_ref == want_macs_ref,
+           "vh MACs of the compressed layers: K·C·k + N·K·k per output pixel");
+    tap_ok(c && st.params_ref == nn_param_count(net) && st.params == nn_param_count(c) &&
+               st.params_ref - st.params == want_ref - want,
+           "whole-network parameters change by the weights saved");
+    cp_stats_free(&st);
+    nn_net_free(c);
+    cp_family_free(f);
+
+    /* svd of a linear layer: K·(m + n) weights, the bias kept */
+    nn_spec ms;
+    nn_spec_defaults(&ms, "mlp");
+    ms.nwidths = 3;
+    ms.widths[0] = 50, ms.widths[1] = 30, ms.widths[2] = 10;
+    nn_net *mlp = nn_build(&ms);
+    f = family(CP_SVD, mlp, "fc1", CP_ABSOLUTE);
+    double k7 = 7;
+    c = cp_apply(mlp, 1, &f, &k7, &st);
+    tap_ok(c && st.weights == 7 * (50 + 30) && st.weights_ref == 50 * 30 && st.params == nn_param_count(c) &&
+               nn_param_count(c) == nn_param_count(mlp) - 50 * 30 + 7 * 80,
+           "svd of a 30×50 linear layer at rank 7: 7·(30 + 50) weights, the bias kept");
+    tap_ok(c && st.macs == 7 * 50 + 30 * 7 + 30 * 10 && st.macs_ref == 30 * 50 + 30 * 10, "svd MACs: K·(m + n)");
+    cp_stats_free(&st);
+    nn_net_free(c);
+    cp_family_free(f);
+    nn_net_free(mlp);
+    nn_net_free(net);
+}
+
+/* The L1 order of output channels, computed here. */
+static int *l1_top(const tensor *w, int keep)
+{
+    int N = (int)w->shape[0];
+    int64_t per = w->numel / N;
+    double *norm = malloc(sizeof(double) * N);
+    int *kept = calloc((size_t)N, sizeof *kept);
+    for (int c = 0; c < N; c++) {
+        norm[c] = 0;
+        for (int64_t j = 0; j < per; j++)
+            norm[c] += fabs(w->data[c * per + j]);
+    }
+    for (int k = 0; k < keep; k++) { /* the largest not yet taken */
+        int best = -1;
+        for (int c = 0; c < N; c++)
+            if (!kept[c] && (best < 0 || norm[c] > norm[best]))
+                best = c;
+        kept[best] = 1;
+    }
+    free(norm);
+    return kept;
+}
+
+/* Removing channels equals zeroing what the readers take from them (before any bias or
+ * nonlinearity downstream): an equivalent network built by hand. */
+static void pruned_equals_zeroed(nn_net *net, const char *layer, const char *reader, double frac, const tensor *x,
+                                 const char *what)
+{
+    cp_family *f = family(CP_PRUNE_CHANNELS, net, layer, CP_FRACTION);
+    cp_stats st;
+    nn_net *c = f ? cp_apply(net, 1, &f, &frac, &st) : NULL;
+    nn_net *z = nn_clone(net, 0);
+    int at = nn_find(net, layer), rd = nn_find(z, reader);
+    const tensor *w = net->nodes[at].weight;
+    int N = (int)w->shape[0], keep = (int)llround(frac * N);
+    int *kept = l1_top(w, keep);
+    tensor *rw = z->nodes[rd].weight;
+    int64_t O = rw->shape[0], block = rw->numel / O / N;
+    for (int64_t o = 0; o < O; o++)
+        for (int ch = 0; ch < N; ch++)
+            if (!kept[ch])
+                memset(rw->data + (o * N + ch) * block, 0, (size_t)block * sizeof(float));
+    nn_invalidate(z);
+    tensor *yc = c ? nn_forward(c, x) : NULL, *yz = nn_forward(z, x);
+    double e = rel_error(yc, yz);
+    int64_t before = (int64_t)N * (w->numel / N) + rw->numel, after = (int64_t)keep * (w->numel / N) + rw->numel / N * keep;
+    tap_ok(e <= 1e-5 && c && c->nodes[nn_find(c, layer)].out == keep, "%s: equals the reference with the readers' "
+           "inputs zeroed (%.2g)", what, e);
+    tap_ok(c && st.weights_ref == before && st.weights == after, "%s: weights of the layer and its reader %lld -> %lld",
+           what, (long long)before, (long long)after);
+    if (c)
+        cp_stats_free(&st);
+    free(kept);
+    tensor_free(yc);
+    tensor_free(yz);
+    nn_net_free(c);
+    nn_net_free(z);
+    cp_family_free(f);
+}
+
+static void test_prune_channels(void)
+{
+    nn_net *vgg = build("vgg", 11, 1, 3, 32, 0.25, 1);
+    /* a convolution read by a linear layer through a flatten of 4×4 maps */
+    nn_net *head = nn_net_new(3, 4, 5);
+    nn_node c1 = {.op = NN_CONV, .name = "c1", .in = {NN_INPUT, -2}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                  .ph = 1, .pw = 1, .groups = 1, .has_bias = 1};
+    nn_node relu = {.op = NN_RELU, .name = "relu", .in = {0, -2}};
+    nn_node c2 = c1, fc = {.op = NN_LINEAR, .name = "fc", .in = {3, -2}, .out = 5, .has_bias = 1};
+    c2.name = "c2";
+    c2.in[0] = 1;
+    c2.out = 6;
+    nn_add(head, &c1);
+    nn_add(head, &relu);
+    nn_add(head, &c2);
+    relu.in[0] = 2;
+    relu.name = "relu2";
+    nn_add(head, &relu);
+    nn_add(head, &fc);
+    nn_init_params(head, 5);
+    randomize_params(head);
+    tensor *x4 = random_input(3, 3, 4, 4);
+    nn_net *res = build("resnet", 18, 0, 3, 32, 0.25, 1);
+    tensor *x = random_input(2, 3, 32, 32);
+    pruned_equals_zeroed(vgg, "features.0", "features.4", 0.5, x, "vgg_bn features.0 (through bn, relu, pool)");
+    pruned_equals_zeroed(head, "c2", "fc", 0.5, x4, "a conv read by a linear layer through a flatten");
+    tensor_free(x4);
+    pruned_equals_zeroed(res, "layer2.1.conv1", "layer2.1.conv2", 0.4, x, "resnet inner channels of a block");
+
+    cp_family *f = family(CP_PRUNE_CHANNELS, res, "layer*.conv1", CP_FRACTION);
+    tap_ok(f && f->count == 8, "resnet18: layer*.conv1 selects the 8 inner convolutions");
+    double one[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    nn_net *c = f ? cp_apply(res, 1, &f, one, NULL) : NULL;
+    tensor *y = nn_forward(res, x), *yc = c ? nn_forward(c, x) : NULL;
+    tap_ok(rel_error(yc, y) == 0, "channel pruning at ratio 1 changes nothing");
+    tensor_free(yc);
+    nn_net_free(c);
+    cp_family_free(f);
+    err_set("");
+    const char *conv2 = "layer1.0.conv2";
+    cp_options o = {0};
+    tap_ok(!cp_family_new(CP_PRUNE_CHANNELS, res, 1, &conv2, &o) && strstr(err_msg(), "residual add"),
+           "a block's output convolution is refused: %s", err_msg());
+    f = family(CP_PRUNE_CHANNELS, res, "layer1.*", CP_FRACTION);
+    tap_ok(f && f->count == 2, "a pattern skips the convolutions whose channels reach an add");
+    cp_family_free(f);
+    tensor_free(y);
+    tensor_free(x);
+    nn_net_free(vgg);
+    nn_net_free(head);
+    nn_net_free(res);
+}
+
+static void test_weights_values(void)
+{
+    nn_node n = {.op = NN_LINEAR};
+    n.weight = tensor_new(2, (int64_t[]){4, 5});
+    float vals[20] = {0.5f, -0.5f, 0.5f, 0.1f, -0.9f, 0.2f, 0.5f, 0.3f, -0.05f, 0.0f,
+                      1.0f, -2.0f, 0.5f, 0.7f, -0.7f, 0.01f, 0.02f, -0.5f, 0.5f, 0.6f};
+    memcpy(n.weight->data, vals, sizeof vals);
+    int64_t nz;
+    cp_prune_weights(&n, 0.4, &nz); /* 8 kept: 2, 1, 0.9, 0.7, 0.7, 0.6, then two of the seven 0.5s */
+    int kept = 0, halves = 0;
+    for (int i = 0; i < 20; i++) {
+        kept += n.weight->data[i] != 0;
+        halves += fabsf(n.weight->data[i]) == 0.5f;
+        if (n.weight->data[i] != 0 && n.weight->data[i] != vals[i])
+            kept = -100;
+    }
+    tap_ok(kept == 8 && nz == 8 && halves == 2 && n.weight->data[0] == 0.5f && n.weight->data[1] == -0.5f,
+           "magnitude pruning keeps exactly 40%% (ties in index order), values untouched");
+    memcpy(n.weight->data, vals, sizeof vals);
+    cp_quantize(&n, 3); /* levels: k·(2/3), k = -3..3 */
+    int ok = 1;
+    for (int i = 0; i < 20; i++) {
+        double q = n.weight->data[i] / (2.0 / 3.0);
+        ok = ok && fabs(q - nearbyint(q)) < 1e-5 && fabs(n.weight->data[i] - vals[i]) <= 1.0 / 3.0 + 1e-6;
+    }
+    tap_ok(ok && n.weight->data[11] == -2.0f, "3-bit quantization: multiples of max/3, within half a step");
+    tensor_free(n.weight);
+}
+
+/* The record of each family rebuilds the candidate's exact structure. */
+static void test_records(void)
+{
+    nn_net *net = build("resnet", 18, 0, 3, 32, 0.25, 1);
+    const char *pats[] = {"layer1.*.conv1", "layer2.0.conv2", "layer3.*.conv2", "fc", "layer4.*.conv1", "conv1"};
+    cp_options o = {.mode = CP_FRACTION}, od = {.mode = CP_ENERGY, .dense = 1}, oa = {.mode = CP_ABSOLUTE};
+    cp_family *fs[6] = {cp_family_new(CP_VH, net, 1, &pats[0], &o), cp_family_new(CP_TUCKER2, net, 1, &pats[1], &o),
+                        cp_family_new(CP_SVD, net, 1, &pats[2], &od), cp_family_new(CP_SVD, net, 1, &pats[3], &oa),
+                        cp_family_new(CP_PRUNE_CHANNELS, net, 1, &pats[4], &o),
+                        cp_family_new(CP_QUANTIZE, net, 1, &pats[5], &o)};
+    double th[9] = {0.3, 0.6, 0.5, 0.8, 0.9, 4, 0.5, 0.25, 4};
+    int dim = cp_dim(6, fs);
+    nn_net *c = dim == 9 ? cp_apply(net, 6, fs, th, NULL) : NULL;
+    nn_net *back = c ? nn_from_arch(c->arch) : NULL;
+    int ok = back && back->count == c->count;
+    for (int i = 0; ok && i < c->count; i++) {
+        const nn_node *a = &c->nodes[i], *b = &back->nodes[i];
+        ok = strcmp(a->name, b->name) == 0 && a->out == b->out && (!a->weight) == (!b->weight) &&
+             (!a->weight || tensor_same_shape(a->weight, b->weight));
+    }
+    tap_ok(ok, "nn_from_arch rebuilds the candidate's structure from its record (dim %d)", dim);
+    if (!ok)
+        tap_diag("%s", err_msg());
+    tap_ok(!nn_from_arch("{\"arch\":\"resnet\",\"rewrites\":[{\"layer\":\"nope\",\"op\":\"vh\",\"rank\":3}]}") &&
+               strstr(err_msg(), "no layer nope"),
+           "a record naming a missing layer is refused: %s", err_msg());
+    double bad[9];
+    memcpy(bad, th, sizeof bad);
+    bad[0] = 1.7;
+    tap_ok(!cp_apply(net, 6, fs, bad, NULL) && strstr(err_msg(), "outside its bounds"), "θ outside its bounds: %s",
+           err_msg());
+    cp_family *twice[2] = {fs[0], fs[0]};
+    double t2[4] = {0.3, 0.3, 0.3, 0.3};
+    tap_ok(!cp_apply(net, 2, twice, t2, NULL) && strstr(err_msg(), "two families"), "one layer in two families: %s",
+           err_msg());
+    nn_net_free(back);
+    nn_net_free(c);
+    for (int i = 0; i < 6; i++)
+        cp_family_free(fs[i]);
+    nn_net_free(net);
+}
+
+static void test_hooi(void)
+{
+    nn_net *net = build("vgg", 11, 0, 3, 32, 0.25, 1);
+    tensor *x = random_input(4, 3, 32, 32), *y = nn_forward(net, x);
+    const char *p = "features.8";
+    cp_options a = {.mode = CP_FRACTION}, b = {.mode = CP_FRACTION, .hooi = 3};
+    cp_family *f0 = cp_family_new(CP_TUCKER2, net, 1, &p, &a), *f3 = cp_family_new(CP_TUCKER2, net, 1, &p, &b);
+    double th = 0.3;
+    nn_net *c0 = cp_apply(net, 1, &f0, &th, NULL), *c3 = cp_apply(net, 1, &f3, &th, NULL);
+    /* HOOI never loses to the HOSVD on the fit of the kernel */
+    const tensor *w = net->nodes[nn_find(net, p)].weight;
+    double err[2];
+    nn_net *cs[2] = {c0, c3};
+    for (int k = 0; k < 2; k++) {
+        const tensor *u = cs[k]->nodes[nn_find(cs[k], "features.8.first")].weight;
+        const tensor *g = cs[k]->nodes[nn_find(cs[k], "features.8.core")].weight;
+        const tensor *v = cs[k]->nodes[nn_find(cs[k], "features.8.last")].weight;
+        int N = (int)w->shape[0], C = (int)w->shape[1], R3 = (int)u->shape[0], R4 = (int)g->shape[0];
+        err[k] = 0;
+        for (int o = 0; o < N; o++)
+            for (int i = 0; i < C; i++)
+                for (int q = 0; q < 9; q++) {
+                    double s = 0;
+                    for (int a4 = 0; a4 < R4; a4++)
+                        for (int b3 = 0; b3 < R3; b3++)
+                            s += (double)v->data[o * R4 + a4] * g->data[(a4 * R3 + b3) * 9 + q] * u->data[b3 * C + i];
+                    double d = s - w->data[(o * C + i) * 9 + q];
+                    err[k] += d * d;
+                }
+    }
+    tap_ok(err[1] <= err[0] * (1 + 1e-5) && err[0] > 0, "tucker2: 3 HOOI iterations fit the kernel no worse than the "
+           "HOSVD (%.6g vs %.6g)", err[1], err[0]);
+    tensor_free(x);
+    tensor_free(y);
+    nn_net_free(c0);
+    nn_net_free(c3);
+    cp_family_free(f0);
+    cp_family_free(f3);
+    nn_net_free(net);
+}
+
+static void test_mean_se(void)
+{
+    double d[6] = {1, 2, 3, 4, 10, -2}, mean, se;
+    ob_mean_se(d, 6, &mean, &se);
+    /* mean 3, squared deviations 4+1+0+1+49+25 = 80, s² = 80/5 = 16, se = 4/sqrt(6) */
+    tap_ok(fabs(mean - 3) < 1e-12 && fabs(se - 4 / sqrt(6.0)) < 1e-12, "U-statistic: mean and s/sqrt(n), ddof 1");
+    ob_mean_se(d, 1, &mean, &se);
+    tap_ok(mean == 1 && se == 0, "one sample: no standard error");
+}
+
+int main(void)
+{
+    r = rng_new(42);
+    test_match();
+    test_replace();
+    test_exact();
+    test_vh_factors();
+    test_counts();
+    test_prune_channels();
+    test_weights_values();
+    test_records();
+    test_hooi();
+    test_mean_se();
+    rng_free(r);
+    return tap_done();
+}
