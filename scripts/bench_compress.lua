@@ -46,27 +46,32 @@ local function bench(name, net, ds, batch)
   -- a fixed sample: its reference outputs are computed once, outside the timings below
   local est = objective.fnorm{reference = net, data = ds, samples = opt.n, pool = opt.n, fixed = true, seed = 1}
   est:prepare()
-  local parts = {truncate = {}, rebuild = {}, compile = {}, forward = {}, distance = {}, data = {}, overhead = {}}
-  local seed = 12345
-  local function uniform() seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 end
-  for e = 1, opt.evals do
-    local theta = {}
-    for i, b in ipairs(compress.bounds(vh)) do theta[i] = b[1] + (b[2] - b[1]) * uniform() end
-    local cand <close>, info = compress.apply(net, vh, theta)
-    local _, _, first = est:evaluate(cand)
-    local _, _, again = est:evaluate(cand) -- the plans exist now: the forward pass alone
-    local t = {truncate = info.time.truncate, rebuild = info.time.rebuild,
-               compile = math.max(0, first.time.forward - again.time.forward), forward = again.time.forward,
-               distance = first.time.distance, data = first.time.data}
-    t.overhead = (t.truncate + t.rebuild + t.compile + t.distance + t.data) / t.forward
-    for k, v in pairs(t) do table.insert(parts[k], v) end
+  local function evaluations(fam, label)
+    local parts = {truncate = {}, rebuild = {}, compile = {}, forward = {}, distance = {}, data = {}, overhead = {}}
+    local seed = 12345
+    local function uniform() seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 end
+    for _ = 1, opt.evals do
+      local theta = {}
+      for i, b in ipairs(compress.bounds(fam)) do theta[i] = b[1] + (b[2] - b[1]) * uniform() end
+      local cand <close>, info = compress.apply(net, fam, theta)
+      local _, _, first = est:evaluate(cand)
+      local _, _, again = est:evaluate(cand) -- the plans exist now: the forward pass alone
+      local t = {truncate = info.time.truncate, rebuild = info.time.rebuild,
+                 compile = math.max(0, first.time.forward - again.time.forward), forward = again.time.forward,
+                 distance = first.time.distance, data = first.time.data}
+      t.overhead = (t.truncate + t.rebuild + t.compile + t.distance + t.data) / t.forward
+      for k, v in pairs(t) do table.insert(parts[k], v) end
+    end
+    print(string.format("one evaluation, %s (n = %d, medians of %d candidates, ms): truncation %.2f, rebuild %.2f, "
+                        .. "plan compile and first run %.2f, forward %.2f, distance %.3f, data %.3f; overhead beyond "
+                        .. "the forward pass %.1f%% (goal < 10%%)", label, opt.n, opt.evals,
+                        1e3 * median(parts.truncate), 1e3 * median(parts.rebuild), 1e3 * median(parts.compile),
+                        1e3 * median(parts.forward), 1e3 * median(parts.distance), 1e3 * median(parts.data),
+                        100 * median(parts.overhead)))
   end
-  print(string.format("one evaluation (n = %d, median of %d candidates, ms): truncation %.2f, rebuild %.2f, "
-                      .. "plan compile %.2f, forward %.2f, distance %.3f, data %.3f",
-                      opt.n, opt.evals, 1e3 * median(parts.truncate), 1e3 * median(parts.rebuild),
-                      1e3 * median(parts.compile), 1e3 * median(parts.forward), 1e3 * median(parts.distance),
-                      1e3 * median(parts.data)))
-  print(string.format("overhead beyond the forward pass: %.1f%% (goal < 10%%)", 100 * median(parts.overhead)))
+  evaluations(vh, "exact ranks")
+  local vh16 = compress.vh{net = net, layers = "features.*", bounds = {0.2, 0.7}, multiple = 16}
+  evaluations(vh16, "ranks rounded up to multiples of 16")
   print(string.format("speed-up of the compressed forward (batch %d, medians of %d alternated runs):", batch, opt.runs))
   local x = {}
   for _, r in ipairs{0.5, 0.3, 0.2, 0.1} do
@@ -87,6 +92,13 @@ local function bench(name, net, ds, batch)
   end
 end
 
+local load = io.open("/proc/loadavg")
+if load then
+  local l1 = tonumber(load:read("n"))
+  load:close()
+  print(string.format("load average before the run: %.2f%s", l1, l1 > 0.5 and " (the machine is busy: timings are "
+                      .. "inflated, OpenMP threads wait for each other)" or ""))
+end
 if which == "all" or which == "vgg16" then
   local net = nn.vgg{depth = 16, seed = 1}
   local ds = data.fashion_mnist{channels = 3, size = 224, fit = "resize"}

@@ -21,6 +21,15 @@ void cp_stats_free(cp_stats *s)
 
 static int clampi(int64_t v, int lo, int hi) { return (int)(v < lo ? lo : v > hi ? hi : v); }
 
+/* A rank rounded up to the family's multiple (none when 0 or 1), within [lo, hi]. */
+static int round_rank(const cp_family *f, int64_t k, int lo, int hi)
+{
+    int m = f->opt.multiple;
+    if (m > 1 && k > 0)
+        k = (k + m - 1) / m * m;
+    return clampi(k, lo, hi);
+}
+
 /* θ of one layer → its rank, kept channels or bits. */
 static int setting(const cp_family *f, const cp_layer *l, double theta, int index, cp_choice *c)
 {
@@ -37,15 +46,15 @@ static int setting(const cp_family *f, const cp_layer *l, double theta, int inde
         int64_t K = f->opt.mode == CP_ABSOLUTE ? llround(theta)
                     : f->opt.mode == CP_ENERGY ? cp_svd_energy_rank(l, theta)
                                                : (int64_t)floor(theta * l->break_even);
-        c->rank = clampi(K, f->kind == CP_SVD && f->opt.dense ? 0 : 1, l->max_rank);
+        c->rank = round_rank(f, K, f->kind == CP_SVD && f->opt.dense ? 0 : 1, l->max_rank);
         break;
     }
     case CP_TUCKER2: {
         int r_in = C < N * k2 ? C : N * k2, r_out = N < C * k2 ? N : C * k2;
         int64_t a = f->opt.mode == CP_ABSOLUTE ? llround(theta) : llround(theta * C);
         int64_t b = f->opt.mode == CP_ABSOLUTE ? llround(theta) : llround(theta * N);
-        c->rank = clampi(a, 1, r_in);
-        c->rank2 = clampi(b, 1, r_out);
+        c->rank = round_rank(f, a, 1, r_in);
+        c->rank2 = round_rank(f, b, 1, r_out);
         break;
     }
     case CP_PRUNE_CHANNELS:

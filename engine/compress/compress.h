@@ -35,6 +35,8 @@ typedef struct cp_options {
     cp_mode mode;
     int dense; /* svd: replace the weights by their rank-K reconstruction instead of two layers */
     int hooi;  /* tucker2: HOOI iterations after the HOSVD (0: HOSVD only) */
+    int multiple; /* vh, svd, tucker2: ranks rounded up to a multiple of this (capped at full rank),
+                     so that candidates repeat layer shapes and oneDNN reuses its compiled kernels */
 } cp_options;
 
 typedef struct cp_layer {

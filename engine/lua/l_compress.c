@@ -142,6 +142,10 @@ static int declare(lua_State *L, cp_kind kind, const char *const *keys)
     if (hooi < 0 || hooi > 100)
         lb_error(L, "%s: 'hooi' must be between 0 and 100 iterations, got %lld", what, (long long)hooi);
     o.hooi = (int)hooi;
+    lua_Integer multiple = lb_opt_integer(L, 1, what, "multiple", 1);
+    if (multiple < 1 || multiple > 4096)
+        lb_error(L, "%s: 'multiple' must be between 1 and 4096, got %lld", what, (long long)multiple);
+    o.multiple = (int)multiple;
     family_box *b = lua_newuserdatauv(L, sizeof *b, 1);
     b->f = NULL;
     luaL_setmetatable(L, FAMILY_MT);
@@ -153,16 +157,16 @@ static int declare(lua_State *L, cp_kind kind, const char *const *keys)
     return 1;
 }
 
-static const char *const rank_keys[] = {"net", "layers", "bounds", "rank", NULL};
+static const char *const rank_keys[] = {"net", "layers", "bounds", "rank", "multiple", NULL};
 static int l_vh(lua_State *L) { return declare(L, CP_VH, rank_keys); }
 static int l_svd(lua_State *L)
 {
-    static const char *const keys[] = {"net", "layers", "bounds", "rank", "dense", NULL};
+    static const char *const keys[] = {"net", "layers", "bounds", "rank", "dense", "multiple", NULL};
     return declare(L, CP_SVD, keys);
 }
 static int l_tucker2(lua_State *L)
 {
-    static const char *const keys[] = {"net", "layers", "bounds", "rank", "hooi", NULL};
+    static const char *const keys[] = {"net", "layers", "bounds", "rank", "hooi", "multiple", NULL};
     return declare(L, CP_TUCKER2, keys);
 }
 static const char *const plain_keys[] = {"net", "layers", "bounds", NULL};
@@ -368,7 +372,12 @@ static int l_apply(lua_State *L)
     free(theta);
     if (!cand)
         return lb_error(L, "compress.apply: %s", err_msg());
+    int64_t owned = 0; /* the collector sees only the box: tell it what the candidate holds */
+    for (int i = 0; i < cand->count; i++)
+        if (!cand->nodes[i].shared)
+            owned += nn_node_param_count(&cand->nodes[i]);
     ln_push_sharing(L, cand, 1);
+    lua_gc(L, LUA_GCSTEP, (int)((owned * (int64_t)sizeof(float)) >> 10));
     push_info(L, &st, fams);
     cp_stats_free(&st);
     return 2;
