@@ -439,6 +439,39 @@ static void test_prune_channels(void)
     tap_ok(f && f->count == 2, "a pattern skips the convolutions whose channels reach an add");
     cp_family_free(f);
     tensor_free(y);
+
+    /* bottlenecks: both inner convolutions of every block pruned at once */
+    nn_net *deep = build("resnet", 50, 0, 3, 32, 0.125, 1);
+    const char *inner[2] = {"layer*.conv1", "layer*.conv2"};
+    cp_options fo = {0};
+    f = cp_family_new(CP_PRUNE_CHANNELS, deep, 2, inner, &fo);
+    double *half = f ? full(f) : NULL;
+    for (int i = 0; f && i < f->count; i++)
+        half[i] = 0.5;
+    cp_stats st;
+    c = f ? cp_apply(deep, 1, &f, half, &st) : NULL;
+    nn_dims *dims = c ? malloc((size_t)c->count * sizeof *dims) : NULL;
+    yc = c ? nn_forward(c, x) : NULL;
+    tap_ok(f && f->count == 32 && c && nn_infer(c, 3, 32, 32, dims) == 0 && yc && yc->shape[1] == 10 &&
+               st.params < nn_param_count(deep) * 0.75,
+           "resnet50: 32 inner convolutions at half their channels, shapes consistent (%lld of %lld parameters)",
+           c ? (long long)st.params : 0LL, (long long)nn_param_count(deep));
+    for (int i = 0; f && i < f->count; i++)
+        half[i] = 1;
+    nn_net *same = f ? cp_apply(deep, 1, &f, half, NULL) : NULL;
+    tensor *ys = same ? nn_forward(same, x) : NULL, *yd = nn_forward(deep, x);
+    tap_ok(rel_error(ys, yd) == 0, "resnet50: ratio 1 changes nothing");
+    if (c)
+        cp_stats_free(&st);
+    free(dims);
+    free(half);
+    tensor_free(yc);
+    tensor_free(ys);
+    tensor_free(yd);
+    nn_net_free(c);
+    nn_net_free(same);
+    cp_family_free(f);
+    nn_net_free(deep);
     tensor_free(x);
     nn_net_free(vgg);
     nn_net_free(head);
