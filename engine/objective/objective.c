@@ -201,7 +201,9 @@ static tensor *forward(nn_net *net, const tensor *x, int64_t batch)
     return y;
 }
 
-/* Makes sure the reference logits of pool positions pos[0..n-1] are known; x holds their inputs. */
+/* Makes sure the reference logits of pool positions pos[0..n-1] are known; x holds their inputs.
+ * When any is missing the reference runs on the whole batch (the same shape every time, so one
+ * plan serves every evaluation) and every missing one is kept. */
 static int reference_logits(ob_estimator *e, int64_t n, const int64_t *pos, const tensor *x)
 {
     int64_t missing = 0;
@@ -209,34 +211,24 @@ static int reference_logits(ob_estimator *e, int64_t n, const int64_t *pos, cons
         missing += !e->ref_have[pos[i]];
     if (!missing)
         return 0;
-    int64_t shape[4] = {missing, e->chw[0], e->chw[1], e->chw[2]};
-    tensor *xm = tensor_new(4, shape), *y = NULL;
-    int rc = -1;
-    if (!xm)
+    tensor *y = forward(e->ref, x, e->o.batch);
+    if (!y)
         return -1;
-    for (int64_t i = 0, k = 0; i < n; i++)
-        if (!e->ref_have[pos[i]])
-            memcpy(xm->data + k++ * e->example, x->data + i * e->example, (size_t)e->example * sizeof(float));
-    if (!(y = forward(e->ref, xm, e->o.batch)))
-        goto done;
-    int classes = (int)(y->numel / missing);
+    int classes = (int)(y->numel / n);
     if (!e->ref_logits) {
         e->classes = classes;
         if (!(e->ref_logits = malloc((size_t)e->pool_n * classes * sizeof *e->ref_logits))) {
-            err_set("out of memory");
-            goto done;
+            tensor_free(y);
+            return err_set("out of memory");
         }
     }
-    for (int64_t i = 0, k = 0; i < n; i++)
+    for (int64_t i = 0; i < n; i++)
         if (!e->ref_have[pos[i]]) {
-            memcpy(e->ref_logits + pos[i] * e->classes, y->data + k++ * classes, (size_t)classes * sizeof(float));
+            memcpy(e->ref_logits + pos[i] * e->classes, y->data + i * classes, (size_t)classes * sizeof(float));
             e->ref_have[pos[i]] = 1;
         }
-    rc = 0;
-done:
-    tensor_free(xm);
     tensor_free(y);
-    return rc;
+    return 0;
 }
 
 int ob_prepare(ob_estimator *e)
