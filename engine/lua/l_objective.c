@@ -212,8 +212,8 @@ static const luaL_Reg est_methods[] = {{"evaluate", est_evaluate}, {"prepare", e
 static const luaL_Reg est_meta[] = {
     {"__gc", est_gc}, {"__close", est_gc}, {"__tostring", est_tostring}, {"__index", NULL}, {NULL, NULL}};
 
-/* objective.scalarize{families =, estimator =, gamma = 1, ratio = "params"}: options checked here,
- * the callable built by the prelude's objective._scalarize. */
+/* objective.scalarize{families =, estimator =, gamma = 1, ratio = "params"} → f, state: options
+ * checked here, the function and its state built by the prelude's objective._scalarize. */
 static int l_scalarize(lua_State *L)
 {
     static const char *const keys[] = {"families", "estimator", "gamma", "ratio", NULL};
@@ -249,8 +249,8 @@ static int l_scalarize(lua_State *L)
     if (lua_getfield(L, -1, "_scalarize") != LUA_TFUNCTION)
         return luaL_error(L, "%s: the prelude's objective._scalarize is missing", what);
     lua_pushvalue(L, 1);
-    lua_call(L, 1, 1);
-    return 1;
+    lua_call(L, 1, 2);
+    return 2;
 }
 
 static const luaL_Reg objective_funcs[] = {{"fnorm", l_fnorm}, {"risk", l_risk}, {"scalarize", l_scalarize}, {NULL, NULL}};

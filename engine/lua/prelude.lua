@@ -46,11 +46,13 @@ end
 -- ---- the scalarized objective y = R + γ·L (METHOD.md §1) -----------------------------------------
 
 -- objective.scalarize{families = {...}, estimator = objective.fnorm{...}, gamma = 1, ratio = "params"}
--- returns a callable f: f(theta) -> y, noise, record with y = R(θ) + γ·L^(θ) and noise = γ·SE, ready
--- for bo.minimize{f = f, bounds = compress.bounds(families)}. Every evaluation is kept in f.history
--- ({theta, L, se, R, y, noise, sample, info}); f:reweight(gamma) re-scores the history for another γ
--- without evaluating anything again (R is exact, so only the weight changes). The options are
--- checked in C (objective.scalarize), which then calls this.
+-- returns a function f and its state s (also callable): f(theta [, i]) -> y, noise, record with
+-- y = R(θ) + γ·L^(θ) and noise = γ·SE, ready for bo.minimize{f = f, bounds = s:bounds(),
+-- integer = s:integer()}. i (bo's evaluation number) picks the estimator's sample i, so that a
+-- resumed run draws the samples of the uninterrupted one. Every evaluation is kept in s.history
+-- ({theta, L, se, R, y, noise, sample, info, time}); s:reweight(gamma) re-scores the history for
+-- another γ without evaluating anything again (R is exact, so only the weight changes). The
+-- options are checked in C (objective.scalarize), which then calls this.
 function objective._scalarize(opts)
   local families = opts.families
   if type(families) == "userdata" then families = {families} end
@@ -58,9 +60,9 @@ function objective._scalarize(opts)
   local net = families[1]:net()
   local self = {families = families, estimator = est, gamma = opts.gamma or 1, ratio = ratio, history = {},
                 net = net}
-  function self.evaluate(theta)
+  function self.evaluate(theta, i)
     local cand <close>, info = compress.apply(net, families, theta)
-    local L, se, e = est:evaluate(cand)
+    local L, se, e = est:evaluate(cand, i and {sample = i} or nil)
     local R = info[ratio]
     local rec = {theta = {table.unpack(theta)}, L = L, se = se, R = R, y = R + self.gamma * L,
                  noise = self.gamma * se, sample = e.sample, info = info, time = e.time}
@@ -73,6 +75,9 @@ function objective._scalarize(opts)
     return self.history
   end
   function self:bounds() return compress.bounds(families) end
-  return setmetatable(self, {__call = function(_, theta) return self.evaluate(theta) end,
-                             __tostring = function() return "objective.scalarize(" .. tostring(est) .. ")" end})
+  function self:integer() return compress.integer(families) end
+  self.f = function(theta, i) return self.evaluate(theta, i) end
+  setmetatable(self, {__call = function(_, theta, i) return self.evaluate(theta, i) end,
+                      __tostring = function() return "objective.scalarize(" .. tostring(est) .. ")" end})
+  return self.f, self
 end

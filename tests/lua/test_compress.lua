@@ -137,15 +137,17 @@ tap.ok(back:param_count() == minfo.counts.params and back:param_count() < net:pa
        "the reloaded network is the smaller one")
 os.remove(path)
 
-local f = objective.scalarize{families = fams, estimator = objective.fnorm{reference = net, data = ds, samples = 50},
-                              gamma = 0.01}
-local y, noise, rec = f(theta)
+local f, run = objective.scalarize{families = fams, estimator = objective.fnorm{reference = net, data = ds,
+                                   samples = 50}, gamma = 0.01}
+tap.is(type(f), "function", "scalarize gives a plain function for bo.minimize")
+local y, noise, rec = f(theta, 7)
+tap.is(rec.sample, 7, "f(theta, i) evaluates on sample i")
 tap.near(y, rec.R + 0.01 * rec.L, 1e-12, "scalarize: y = R + γ·L")
 tap.near(noise, 0.01 * rec.se, 1e-12, "scalarize: noise γ·SE")
 tap.near(rec.R, minfo.params, 1e-12, "scalarize: R is the parameter ratio of the compressed layers")
-f{0.6, 0.6, 0.6, 0.6, 6, 0.6, 0.6}
-f:reweight(1)
-tap.ok(#f.history == 2 and math.abs(f.history[1].y - (f.history[1].R + f.history[1].L)) < 1e-12,
+run{0.6, 0.6, 0.6, 0.6, 6, 0.6, 0.6}
+run:reweight(1)
+tap.ok(#run.history == 2 and math.abs(run.history[1].y - (run.history[1].R + run.history[1].L)) < 1e-12,
        "reweight re-scores the history for a new γ without new evaluations")
 
 -- tucker2 with HOOI, dense svd with the energy rule, magnitude pruning
