@@ -7,11 +7,12 @@
 --     evals=5       candidates timed (θ drawn uniformly in the bounds, seeded)
 --     runs=5        alternated latency runs per ratio (medians)
 --     batch16=8     batch of the VGG16 latency runs (fmnist: batchf=50)
+--     chunk=0       forward passes of an evaluation in batches of this many (0: all n at once)
 --     fmnist=PATH   a trained Fashion-MNIST VGG (default: results/models/*vgg*.safetensors if
 --                   there is one, else nn.vgg{depth = 16, width = 0.5, size = 32, channels = 1,
 --                   head = "small", stem = "small"} with random weights)
 local which = "all"
-local opt = {n = 50, evals = 5, runs = 5, batch16 = 8, batchf = 50}
+local opt = {n = 50, evals = 5, runs = 5, batch16 = 8, batchf = 50, chunk = 0}
 for _, a in ipairs(arg) do
   local k, v = a:match("^(%w+)=(.*)$")
   if k then opt[k] = tonumber(v) or v else which = a end
@@ -44,7 +45,8 @@ local function bench(name, net, ds, batch)
   local first <close>, info0 = compress.apply(net, vh, mid) -- computes the factors
   print(string.format("factors (%d SVDs, once per run): %.2f s", #vh, info0.time.prepare))
   -- a fixed sample: its reference outputs are computed once, outside the timings below
-  local est = objective.fnorm{reference = net, data = ds, samples = opt.n, pool = opt.n, fixed = true, seed = 1}
+  local est = objective.fnorm{reference = net, data = ds, samples = opt.n, pool = opt.n, fixed = true, seed = 1,
+                              batch = opt.chunk}
   est:prepare()
   local function evaluations(fam, label)
     local parts = {truncate = {}, rebuild = {}, compile = {}, forward = {}, distance = {}, data = {}, overhead = {}}

@@ -167,25 +167,40 @@ done:
     return x;
 }
 
-/* Logits of net on x, in batches of at most batch rows (0: all at once). */
+/* Logits of net on x, in batches of batch rows (0: all at once). A last, partial batch is padded
+ * with zeros to the full size, so that one plan serves every batch. */
 static tensor *forward(nn_net *net, const tensor *x, int64_t batch)
 {
     int64_t n = x->shape[0];
     if (batch <= 0 || batch >= n)
         return nn_forward(net, x);
     int64_t per = x->numel / n;
-    tensor *y = NULL;
+    tensor *y = NULL, *pad = NULL;
     for (int64_t first = 0; first < n; first += batch) {
         int64_t m = n - first < batch ? n - first : batch;
         tensor view = *x;
-        view.shape[0] = m;
-        view.numel = m * per;
+        view.shape[0] = batch;
+        view.numel = batch * per;
         view.data = x->data + first * per;
+        if (m < batch) {
+            int64_t shape[TENSOR_MAX_DIM];
+            memcpy(shape, x->shape, sizeof shape);
+            shape[0] = batch;
+            if (!(pad = tensor_new(x->ndim, shape))) {
+                tensor_free(y);
+                return NULL;
+            }
+            memcpy(pad->data, view.data, (size_t)(m * per) * sizeof(float));
+            view.data = pad->data;
+        }
         tensor *part = nn_forward(net, &view);
+        tensor_free(pad);
+        pad = NULL;
         if (!part) {
             tensor_free(y);
             return NULL;
         }
+        int64_t width = part->numel / batch;
         if (!y) {
             int64_t shape[TENSOR_MAX_DIM];
             memcpy(shape, part->shape, sizeof shape);
@@ -195,7 +210,7 @@ static tensor *forward(nn_net *net, const tensor *x, int64_t batch)
                 return NULL;
             }
         }
-        memcpy(y->data + first * (y->numel / n), part->data, (size_t)part->numel * sizeof(float));
+        memcpy(y->data + first * width, part->data, (size_t)(m * width) * sizeof(float));
         tensor_free(part);
     }
     return y;

@@ -66,6 +66,10 @@ for i = 1, 40 do ss = ss + (d[i] - mean) ^ 2 end
 tap.near(L, mean, 1e-6, "fnorm is the mean squared distance of the logits")
 tap.near(se, math.sqrt(ss / 39) / math.sqrt(40), 1e-6, "its standard error is s/sqrt(n) with ddof 1")
 tap.is(info.sample, 1, "the first evaluation is sample 1")
+local chunked = objective.fnorm{reference = net, data = ds, samples = 40, seed = 11, batch = 7}
+local Lk, sek = chunked:evaluate(c05)
+tap.ok(math.abs(Lk - L) <= 1e-5 * L and math.abs(sek - se) <= 1e-4 * se,
+       "batch = 7 (a padded last batch) gives the same estimate")
 local root = objective.fnorm{reference = net, data = ds, samples = 40, seed = 11, squared = false}
 local Lr = root:evaluate(c05)
 local rsum = 0
