@@ -28,6 +28,15 @@ fail:
     return NULL;
 }
 
+int nn_own(nn_net *net)
+{
+    for (int i = 0; i < net->count; i++)
+        if (nn_node_own(&net->nodes[i]) != 0)
+            return -1;
+    nn_invalidate(net);
+    return 0;
+}
+
 int nn_find(const nn_net *net, const char *name)
 {
     for (int i = 0; i < net->count; i++)

@@ -12,6 +12,10 @@
  * copy needs nn_node_own first). The architecture record is copied; compiled plans are not. */
 nn_net *nn_clone(const nn_net *net, int share);
 
+/* Gives every node that shares its tensors private copies (e.g. before training a candidate,
+ * whose updates must not reach the network it was compressed from). */
+int nn_own(nn_net *net);
+
 /* Index of the node of that name, or -1. */
 int nn_find(const nn_net *net, const char *name);
 
