@@ -171,8 +171,7 @@ typedef struct accounting {
     char *touched;   /* weights changed */
 } accounting;
 
-static int stats(const nn_net *ref, const nn_net *cand, const accounting *acc, int nfam, cp_family *const *fams,
-                 cp_stats *st)
+static int stats(const nn_net *ref, const nn_net *cand, const accounting *acc, cp_family *const *fams, cp_stats *st)
 {
     int rc = -1;
     int *from = malloc((size_t)cand->count * sizeof *from);
@@ -227,7 +226,6 @@ static int stats(const nn_net *ref, const nn_net *cand, const accounting *acc, i
                 fams[ch->family]->layers[ch->layer].node)
                 ch->weights = st->choices[d].weights;
     }
-    (void)nfam;
     rc = 0;
 done:
     free(from);
@@ -360,7 +358,7 @@ nn_net *cp_apply(const nn_net *ref, int nfam, cp_family *const *fams, const doub
         if (record(cand, fams[ch->family], &fams[ch->family]->layers[ch->layer], ch) != 0)
             goto fail;
     }
-    if (stats(ref, cand, &acc, nfam, fams, &st) != 0)
+    if (stats(ref, cand, &acc, fams, &st) != 0)
         goto fail;
     st.t_truncate = numeric;
     st.t_rebuild = now_seconds() - start - numeric - st.t_prepare;

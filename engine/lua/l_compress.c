@@ -123,6 +123,8 @@ static int declare(lua_State *L, cp_kind kind, const char *const *keys)
     if (lua_getfield(L, 1, "net") == LUA_TNIL)
         lb_error(L, "%s: 'net' is required (the reference network)", what);
     int net_idx = lua_gettop(L);
+    if (!luaL_testudata(L, net_idx, "boengine.net"))
+        lb_error(L, "%s: 'net' must be a network, got %s", what, luaL_typename(L, net_idx));
     nn_net *net = ln_check(L, net_idx);
     const char *patterns[64];
     int np = read_layers(L, what, patterns, 64);

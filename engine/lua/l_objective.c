@@ -53,11 +53,16 @@ static int make(lua_State *L, ob_kind kind)
         if (lua_getfield(L, 1, "reference") == LUA_TNIL)
             lb_error(L, "%s: 'reference' is required (the uncompressed network)", what);
         ref_idx = lua_gettop(L);
+        if (!luaL_testudata(L, ref_idx, "boengine.net"))
+            lb_error(L, "%s: 'reference' must be a network, got %s", what, luaL_typename(L, ref_idx));
         ref = ln_check(L, ref_idx);
     }
     if (lua_getfield(L, 1, "data") == LUA_TNIL)
         lb_error(L, "%s: 'data' is required (a dataset, e.g. data.fashion_mnist{})", what);
     int data_idx = lua_gettop(L);
+    if (!ld_test(L, data_idx))
+        lb_error(L, "%s: 'data' must be a dataset (data.fashion_mnist{...}, data.folder{...}), got %s", what,
+                 luaL_typename(L, data_idx));
     dataset *d = ld_check(L, data_idx);
     ob_options o;
     ob_defaults(&o);
@@ -235,6 +240,9 @@ static int l_scalarize(lua_State *L)
     lua_pop(L, 1);
     if (lua_getfield(L, 1, "estimator") == LUA_TNIL)
         lb_error(L, "%s: 'estimator' is required (objective.fnorm{...} or objective.risk{...})", what);
+    if (!luaL_testudata(L, -1, ESTIMATOR_MT))
+        lb_error(L, "%s: 'estimator' must be objective.fnorm{...} or objective.risk{...}, got %s", what,
+                 luaL_typename(L, -1));
     lo_check(L, lua_gettop(L));
     lua_pop(L, 1);
     lb_opt_number(L, 1, what, "gamma", 1);

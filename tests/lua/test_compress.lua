@@ -187,4 +187,23 @@ tap.dies("samples = 20000 must be between 1 and the pool size 10000", "more samp
 tap.dies("objective.risk: unknown key 'reference'", "risk takes no reference", objective.risk,
          {data = ds, reference = net})
 tap.dies("'estimator' is required", "scalarize without an estimator", objective.scalarize, {families = vh})
+tap.dies("'estimator' must be objective.fnorm", "scalarize with something else", objective.scalarize,
+         {families = vh, estimator = 3})
+tap.dies("'data' must be a dataset", "fnorm on something that is not a dataset", objective.fnorm,
+         {reference = net, data = {}})
+tap.dies("'net' must be a network", "a family on something that is not a network", compress.svd,
+         {net = "vgg", layers = "*"})
+tap.dies("families[2] is number, not a family", "a list with a stranger", compress.apply, net, {vh, 3}, {})
+
+-- a script's bad input is one line naming the script's line, whatever the layer that noticed it
+local dir = os.tmpname()
+local h = assert(io.open(dir, "w"))
+h:write('local net = nn.mlp{784, 20, 10}\nlocal f = compress.svd{net = net, layers = "fc*"}\n',
+        'local g = objective.scalarize{families = f, estimator = objective.risk{data = data.fashion_mnist{}}}\n',
+        'g{0.5, 7}\n')
+h:close()
+local ok, out, err = tap.run(tap.boengine() .. " " .. dir)
+tap.ok(not ok and err:match("^boengine: [^\n]*:4: compress.apply: theta%[2%] = 7 for fc2 %(svd%) is outside its bounds")
+       and not err:find("traceback"), "an error raised under the prelude names the script's line: " .. err)
+os.remove(dir)
 tap.done()
