@@ -7,7 +7,7 @@
 --     evals=5       candidates timed (θ drawn uniformly in the bounds, seeded)
 --     runs=5        alternated latency runs per ratio (medians)
 --     batch16=8     batch of the VGG16 latency runs (fmnist: batchf=50)
---     chunk=0       forward passes of an evaluation in batches of this many (0: all n at once)
+--     chunk=0       forward passes of an evaluation in batches of this many (0: the estimator's default)
 --     fmnist=PATH   a trained Fashion-MNIST VGG (default: results/models/*vgg*.safetensors if
 --                   there is one, else the architecture of experiments/train_fmnist_vgg.lua,
 --                   VGG-11-BN at width 0.5 on 28×28 inputs, with random weights)

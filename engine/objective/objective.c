@@ -167,11 +167,43 @@ done:
     return x;
 }
 
-/* Logits of net on x, in batches of batch rows (0: all at once). A last, partial batch is padded
- * with zeros to the full size, so that one plan serves every batch. */
+/* The default batch: all n at once unless the largest activation of the network would exceed
+ * AUTO_BYTES; then the fewest equal batches that fit. Smaller plans also spare the first run of
+ * each candidate the page faults of gigabytes of fresh activation buffers (VGG16 at 224×224 with
+ * n = 50 runs in 5 batches of 10, no slower per image). */
+#define AUTO_BYTES ((int64_t)128 << 20)
+
+static int64_t auto_batch(const nn_net *net, const tensor *x)
+{
+    int64_t n = x->shape[0], largest = 0;
+    nn_dims *dims = malloc((size_t)(net->count ? net->count : 1) * sizeof *dims);
+    int c = (int)x->shape[1], h = x->ndim == 4 ? (int)x->shape[2] : 1, w = x->ndim == 4 ? (int)x->shape[3] : 1;
+    if (!dims || nn_infer(net, c, h, w, dims) != 0) {
+        free(dims);
+        return n; /* the forward pass will report the problem */
+    }
+    for (int i = 0; i < net->count; i++) {
+        int64_t bytes = (int64_t)dims[i].c * dims[i].h * dims[i].w * (int64_t)sizeof(float);
+        if (bytes > largest)
+            largest = bytes;
+    }
+    free(dims);
+    int64_t fit = largest > 0 ? AUTO_BYTES / largest : n;
+    if (fit >= n)
+        return n;
+    if (fit < 1)
+        fit = 1;
+    int64_t parts = (n + fit - 1) / fit;
+    return (n + parts - 1) / parts;
+}
+
+/* Logits of net on x, in batches of batch rows (0: automatic, see auto_batch). A last, partial
+ * batch is padded with zeros to the full size, so that one plan serves every batch. */
 static tensor *forward(nn_net *net, const tensor *x, int64_t batch)
 {
     int64_t n = x->shape[0];
+    if (batch <= 0)
+        batch = auto_batch(net, x);
     if (batch <= 0 || batch >= n)
         return nn_forward(net, x);
     int64_t per = x->numel / n;

@@ -28,7 +28,8 @@ typedef struct ob_options {
     int64_t pool;        /* examples the samples come from, drawn once with the seed (0: the whole dataset) */
     int fixed;           /* every evaluation uses the same sample (that of evaluation 1) */
     int squared;         /* fnorm: squared L2 distance (default 1); 0: the norm itself */
-    int64_t batch;       /* forward passes in batches of at most this many (0: n at once) */
+    int64_t batch;       /* forward passes in batches of this many (0: n at once, or equal batches
+                            whose largest activation stays under 128 MB) */
     double se_floor;     /* risk: lower bound of the standard error (< 0: sqrt(p0(1-p0)/n), p0 = 1/(2n)) */
     int64_t cache_bytes; /* pool inputs are kept in memory when they fit (default 512 MB) */
 } ob_options;
