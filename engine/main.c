@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "lua/lb.h"
@@ -192,8 +193,26 @@ static int pmain(lua_State *L)
     return 1;
 }
 
+/* The OpenMP and OpenBLAS runtimes read their settings when they are loaded, before main: set the
+ * engine's defaults (threads that sleep rather than spin when waiting, which keeps a shared machine
+ * usable; OpenBLAS's AVX-512 kernels, which it does not pick by itself on newer CPUs) and start
+ * again. A setting the user made is kept. */
+static void tune_runtimes(char **argv)
+{
+    if (getenv("BOENGINE_RUNTIMES_SET"))
+        return;
+    int changed = 0;
+    if (!getenv("OMP_WAIT_POLICY"))
+        changed |= setenv("OMP_WAIT_POLICY", "passive", 1) == 0;
+    if (!getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx512f"))
+        changed |= setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) == 0;
+    if (changed && setenv("BOENGINE_RUNTIMES_SET", "1", 1) == 0)
+        execv("/proc/self/exe", argv); /* on failure, run with the runtimes' own defaults */
+}
+
 int main(int argc, char **argv)
 {
+    tune_runtimes(argv);
     options o;
     int rc = parse_options(argc, argv, &o);
     if (rc != 0)
