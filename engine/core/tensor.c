@@ -26,6 +26,10 @@ float *tensor_alloc_floats(int64_t n)
     return aligned_alloc(64, bytes);
 }
 
+static uint64_t last_id;
+
+void tensor_touch(tensor *t) { t->id = ++last_id; }
+
 tensor *tensor_new(int ndim, const int64_t *shape)
 {
     if (ndim < 0 || ndim > TENSOR_MAX_DIM) {
@@ -51,6 +55,7 @@ tensor *tensor_new(int ndim, const int64_t *shape)
     memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
     t->numel = n;
     t->data = data;
+    tensor_touch(t);
     return t;
 }
 

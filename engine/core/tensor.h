@@ -12,12 +12,17 @@ typedef struct tensor {
     int64_t shape[TENSOR_MAX_DIM];
     int64_t numel;
     float *data;
+    uint64_t id; /* unique per content: new at creation and at tensor_touch (caches key on it) */
 } tensor;
 
 /* A zero-filled tensor; NULL (with err_set) on a bad shape or out of memory. */
 tensor *tensor_new(int ndim, const int64_t *shape);
 tensor *tensor_clone(const tensor *t);
 void tensor_free(tensor *t);
+
+/* Gives t a new id: call after changing its data in place, so that nothing derived from the old
+ * content (reordered weights, say) is taken for it. */
+void tensor_touch(tensor *t);
 
 /* Number of elements of a shape; -1 when a dimension is negative or the product overflows. */
 int64_t tensor_shape_numel(int ndim, const int64_t *shape);

@@ -42,29 +42,62 @@ typedef struct step {
     dnnl_exec_arg_t exec[MAX_ARGS];
 } step;
 
+/* Weights, biases and statistics in the layout a primitive chose, kept across plans and networks.
+ * An entry is keyed by its slot, the ids of the tensors it was made from and its layout: plans of
+ * other batch sizes, and candidates that share a layer with their reference, reuse it. Plans hold
+ * references; entries that no plan holds stay for later plans until they pass FIXED_IDLE_BYTES,
+ * the least recently used going first. */
+#define FIXED_KEY 7 /* slot, weight, bias, and the batch norm's gamma, beta, mean and variance */
+#define FIXED_IDLE_BYTES ((size_t)1 << 30)
+
+typedef struct fixed {
+    uint64_t key[FIXED_KEY];
+    dnnl_memory_t mem;
+    size_t bytes;
+    int refs;
+    uint64_t used;
+} fixed;
+
+static fixed **fixed_cache;
+static int nfixed;
+static uint64_t fixed_clock;
+
 typedef struct plan {
     int64_t key[5]; /* n, c, h, w, target node */
-    int nsteps, nvalues, nbuffers;
+    int nsteps, nvalues, nbuffers, nheld;
     step *steps;
     value *values;
+    fixed **held;
     void **buffers;
     int input, output;
     int out_ndim;
     int64_t out_shape[4];
 } plan;
 
-/* Weights, biases and statistics in the layout a primitive chose, shared by every plan that
- * asks for the same layout (batch sizes often agree on it), so that each is reordered once. */
-typedef struct fixed {
-    int node, slot, folded;
-    dnnl_memory_t mem;
-} fixed;
-
 struct nn_exec {
-    int nplans, nfixed;
+    int nplans;
     plan *plans[MAX_PLANS]; /* most recently used first */
-    fixed *fixed;
 };
+
+/* Drops the least recently used entries no plan holds until those left fit FIXED_IDLE_BYTES. */
+static void fixed_trim(void)
+{
+    for (;;) {
+        size_t idle = 0;
+        int oldest = -1;
+        for (int i = 0; i < nfixed; i++)
+            if (fixed_cache[i]->refs == 0) {
+                idle += fixed_cache[i]->bytes;
+                if (oldest < 0 || fixed_cache[i]->used < fixed_cache[oldest]->used)
+                    oldest = i;
+            }
+        if (idle <= FIXED_IDLE_BYTES)
+            return;
+        dnnl_memory_destroy(fixed_cache[oldest]->mem);
+        free(fixed_cache[oldest]);
+        fixed_cache[oldest] = fixed_cache[--nfixed];
+    }
+}
 
 static void plan_free(plan *p)
 {
@@ -78,10 +111,14 @@ static void plan_free(plan *p)
             dnnl_memory_destroy(p->values[i].mem);
     for (int i = 0; i < p->nbuffers; i++)
         free(p->buffers[i]);
+    for (int i = 0; i < p->nheld; i++)
+        p->held[i]->refs--;
     free(p->steps);
     free(p->values);
     free(p->buffers);
+    free(p->held);
     free(p);
+    fixed_trim();
 }
 
 void nn_exec_free(nn_exec *e)
@@ -90,9 +127,6 @@ void nn_exec_free(nn_exec *e)
         return;
     for (int i = 0; i < e->nplans; i++)
         plan_free(e->plans[i]);
-    for (int i = 0; i < e->nfixed; i++)
-        dnnl_memory_destroy(e->fixed[i].mem);
-    free(e->fixed);
     free(e);
 }
 
@@ -172,28 +206,48 @@ static int in_layout(plan *p, int v, const dnnl_memory_desc_t *want)
     return r;
 }
 
-static dnnl_memory_t cached_fixed(const nn_exec *e, int node, int slot, int folded, const dnnl_memory_desc_t *want)
+static int hold(plan *p, fixed *f)
 {
-    for (int i = 0; i < e->nfixed; i++) {
-        const fixed *f = &e->fixed[i];
+    if (grow((void **)&p->held, p->nheld, sizeof *p->held))
+        return -1;
+    p->held[p->nheld++] = f;
+    f->refs++;
+    f->used = ++fixed_clock;
+    return 0;
+}
+
+/* The cached memory for key in layout want, now held by p; NULL when there is none. */
+static dnnl_memory_t fixed_find(plan *p, const uint64_t *key, const dnnl_memory_desc_t *want)
+{
+    for (int i = 0; i < nfixed; i++) {
+        fixed *f = fixed_cache[i];
         const dnnl_memory_desc_t *md;
-        if (f->node == node && f->slot == slot && f->folded == folded &&
-            dnnl_memory_get_memory_desc(f->mem, &md) == dnnl_success && dnnl_memory_desc_equal(md, want))
-            return f->mem;
+        if (memcmp(f->key, key, sizeof f->key) == 0 && dnnl_memory_get_memory_desc(f->mem, &md) == dnnl_success &&
+            dnnl_memory_desc_equal(md, want))
+            return hold(p, f) == 0 ? f->mem : NULL;
     }
     return NULL;
 }
 
-static dnnl_memory_t keep_fixed(nn_exec *e, int node, int slot, int folded, dnnl_memory_t m)
+/* Caches m (made by dn_reordered_memory, NULL on failure) under key, held by p. */
+static dnnl_memory_t fixed_keep(plan *p, const uint64_t *key, dnnl_memory_t m)
 {
-    if (m && grow((void **)&e->fixed, e->nfixed, sizeof *e->fixed)) {
-        dnnl_memory_destroy(m);
-        return NULL;
+    fixed *f = m ? calloc(1, sizeof *f) : NULL;
+    const dnnl_memory_desc_t *md;
+    if (!f || grow((void **)&fixed_cache, nfixed, sizeof *fixed_cache) || hold(p, f)) {
+        if (m)
+            dnnl_memory_destroy(m);
+        free(f);
+        return m ? (err_set("out of memory"), NULL) : NULL;
     }
-    if (m)
-        e->fixed[e->nfixed++] = (fixed){node, slot, folded, m};
+    memcpy(f->key, key, sizeof f->key);
+    f->mem = m;
+    f->bytes = dnnl_memory_get_memory_desc(m, &md) == dnnl_success ? dnnl_memory_desc_get_size(md) : 0;
+    fixed_cache[nfixed++] = f;
     return m;
 }
+
+static uint64_t id_of(const tensor *t) { return t ? t->id : 0; }
 
 /* A chain of nodes computed by one primitive: a convolution or inner product with a folded batch
  * norm, a residual sum and a ReLU as post-ops (or a batch norm / add with its ReLU). */
@@ -206,7 +260,6 @@ typedef struct fusion {
 
 typedef struct compiler {
     const nn_net *net;
-    nn_exec *exec;
     plan *p;
     const nn_dims *dims;
     int target;
@@ -281,6 +334,12 @@ static int folded_params(const nn_node *n, const nn_node *bn, float **w, float *
     *b = calloc((size_t)n->out, sizeof **b);
     if (!*w || !*b)
         return err_set("out of memory");
+    if (!bn) { /* nothing to fold: the weights as they are, the bias or zeros */
+        memcpy(*w, n->weight->data, (size_t)n->weight->numel * sizeof **w);
+        if (n->bias)
+            memcpy(*b, n->bias->data, (size_t)n->out * sizeof **b);
+        return 0;
+    }
     for (int o = 0; o < n->out; o++) {
         double scale = 1, shift = n->bias ? n->bias->data[o] : 0;
         if (bn) {
@@ -362,14 +421,20 @@ static int emit_weighted(compiler *c, int i, const fusion *f)
     dnnl_memory_desc_t want_w = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t want_dst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     float *w = NULL, *b = NULL;
-    int s_in = in_layout(p, src, &want_src), folded = f->bn >= 0;
-    dnnl_memory_t wmem = cached_fixed(c->exec, i, 0, folded, &want_w);
-    dnnl_memory_t bmem = cached_fixed(c->exec, i, 1, folded, &bmd);
-    if (s_in >= 0 && (!wmem || !bmem) && folded_params(n, folded ? &c->net->nodes[f->bn] : NULL, &w, &b) == 0) {
+    const nn_node *bn = f->bn >= 0 ? &c->net->nodes[f->bn] : NULL;
+    uint64_t wkey[FIXED_KEY] = {0, id_of(n->weight), id_of(n->bias), bn ? id_of(bn->weight) : 0,
+                                bn ? id_of(bn->bias) : 0, bn ? id_of(bn->mean) : 0, bn ? id_of(bn->var) : 0};
+    uint64_t bkey[FIXED_KEY];
+    memcpy(bkey, wkey, sizeof bkey);
+    bkey[0] = 1;
+    int s_in = in_layout(p, src, &want_src);
+    dnnl_memory_t wmem = fixed_find(p, wkey, &want_w);
+    dnnl_memory_t bmem = fixed_find(p, bkey, &bmd);
+    if (s_in >= 0 && (!wmem || !bmem) && folded_params(n, bn, &w, &b) == 0) {
         if (!wmem)
-            wmem = keep_fixed(c->exec, i, 0, folded, dn_reordered_memory(w, wnd, wdims, &want_w));
+            wmem = fixed_keep(p, wkey, dn_reordered_memory(w, wnd, wdims, &want_w));
         if (!bmem)
-            bmem = keep_fixed(c->exec, i, 1, folded, dn_reordered_memory(b, 1, bdims, &bmd));
+            bmem = fixed_keep(p, bkey, dn_reordered_memory(b, 1, bdims, &bmd));
     }
     if (s_in < 0)
         wmem = bmem = NULL;
@@ -533,12 +598,14 @@ static int emit_batchnorm(compiler *c, int i, int relu)
     const tensor *ts[4] = {n->mean, n->var, n->weight, n->bias};
     static const int ids[4] = {DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT};
     dnnl_memory_t mems[4];
-    for (int k = 0; k < 4; k++)
-        if (!(mems[k] = cached_fixed(c->exec, i, 2 + k, 0, &cmd)) &&
-            !(mems[k] = keep_fixed(c->exec, i, 2 + k, 0, dn_reordered_memory(ts[k]->data, 1, cdims, &cmd)))) {
+    for (int k = 0; k < 4; k++) {
+        uint64_t key[FIXED_KEY] = {2 + (uint64_t)k, ts[k]->id};
+        if (!(mems[k] = fixed_find(p, key, &cmd)) &&
+            !(mems[k] = fixed_keep(p, key, dn_reordered_memory(ts[k]->data, 1, cdims, &cmd)))) {
             dnnl_primitive_desc_destroy(pd);
             return -1;
         }
+    }
     int dst = finish_simple(c, i, pd, src, -1, 0);
     if (dst >= 0)
         for (int k = 0; k < 4; k++)
@@ -627,10 +694,10 @@ done:
     return rc;
 }
 
-static plan *compile(const nn_net *net, nn_exec *e, int64_t n, int64_t ch, int64_t h, int64_t w, int target)
+static plan *compile(const nn_net *net, int64_t n, int64_t ch, int64_t h, int64_t w, int target)
 {
     plan *p = calloc(1, sizeof *p);
-    compiler c = {.net = net, .exec = e, .p = p, .target = target};
+    compiler c = {.net = net, .p = p, .target = target};
     nn_dims *dims = malloc((size_t)net->count * sizeof *dims);
     c.uses = calloc((size_t)net->count, sizeof *c.uses);
     c.consumer = calloc((size_t)net->count, sizeof *c.consumer);
@@ -794,7 +861,7 @@ static plan *find_plan(nn_net *net, const int64_t *key)
             e->plans[0] = p;
             return p;
         }
-    plan *p = compile(net, e, key[0], key[1], key[2], key[3], (int)key[4]);
+    plan *p = compile(net, key[0], key[1], key[2], key[3], (int)key[4]);
     if (!p)
         return NULL;
     if (e->nplans == MAX_PLANS)

@@ -79,6 +79,15 @@ void nn_invalidate(nn_net *net)
 {
     nn_exec_free(net->exec);
     net->exec = NULL;
+    /* the parameters this network owns may have changed: new ids, so that weights reordered from
+     * the old content are not reused; borrowed ones belong to a network that says so itself */
+    for (int i = 0; i < net->count; i++) {
+        nn_node *n = &net->nodes[i];
+        tensor *ts[4] = {n->weight, n->bias, n->mean, n->var};
+        for (int k = 0; k < 4 && !n->shared; k++)
+            if (ts[k])
+                tensor_touch(ts[k]);
+    }
 }
 
 int nn_add(nn_net *net, const nn_node *node)

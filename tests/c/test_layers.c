@@ -268,6 +268,9 @@ static void test_linear_and_others(void)
         memcpy(one->data, x->data + 2 * 72, 72 * sizeof(float));
         tensor *y3 = nn_forward(net, one);
         tap_ok(y1 && y2 && memcmp(y1->data, y2->data, 12 * sizeof(float)) == 0, "a plan run twice gives the same result");
+        randomize(net->nodes[0].weight, -0.5, 0.5); /* new weights in place: cached layouts must not be reused */
+        nn_invalidate(net);
+        agrees(net, x, "after the weights change in place and the network is invalidated");
         tap_ok(y3 && fabs(y3->data[0] - y1->data[8]) < 1e-5 && fabs(y3->data[3] - y1->data[11]) < 1e-5,
                "batch of one agrees with the same sample in a batch of three");
         tensor_free(x);
