@@ -1,6 +1,7 @@
 #include "nn/dnnl_util.h"
 
 #include <oneapi/dnnl/dnnl_debug.h>
+#include <string.h>
 
 #include "core/err.h"
 
@@ -58,6 +59,14 @@ dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *d
     dnnl_memory_t src = NULL, dst = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t reorder = NULL;
+    if (dnnl_memory_desc_equal(&plain, want)) { /* biases, statistics: a copy, no reorder primitive */
+        void *handle;
+        if (dn_check(dnnl_memory_create(&dst, want, dn_engine, DNNL_MEMORY_ALLOCATE), "weights memory"))
+            return NULL;
+        dnnl_memory_get_data_handle(dst, &handle);
+        memcpy(handle, data, dnnl_memory_desc_get_size(want));
+        return dst;
+    }
     int ok = !dn_check(dnnl_memory_create(&src, &plain, dn_engine, (void *)data), "weights memory") &&
              !dn_check(dnnl_memory_create(&dst, want, dn_engine, DNNL_MEMORY_ALLOCATE), "weights memory") &&
              !dn_check(dnnl_reorder_primitive_desc_create(&pd, &plain, dn_engine, want, dn_engine, NULL),

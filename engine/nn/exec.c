@@ -69,10 +69,52 @@ typedef struct plan {
     value *values;
     fixed **held;
     void **buffers;
+    size_t *buffer_bytes;
     int input, output;
     int out_ndim;
     int64_t out_shape[4];
 } plan;
+
+/* Activation buffers of freed plans, handed to the next plans: a candidate network evaluated
+ * after another starts on memory already mapped instead of page-faulting it in again. */
+#define POOL_SIZE 16
+
+static struct {
+    void *data;
+    size_t bytes;
+} pool[POOL_SIZE];
+
+/* A buffer of at least bytes (its size in *got), from the pool or newly allocated. */
+static void *pool_take(size_t bytes, size_t *got)
+{
+    int best = -1;
+    for (int i = 0; i < POOL_SIZE; i++)
+        if (pool[i].data && pool[i].bytes >= bytes && (best < 0 || pool[i].bytes < pool[best].bytes))
+            best = i;
+    if (best < 0 || pool[best].bytes > 2 * bytes + (1 << 20)) { /* much larger ones stay for others */
+        *got = bytes;
+        return tensor_alloc_floats((int64_t)((bytes + 3) / 4));
+    }
+    void *data = pool[best].data;
+    *got = pool[best].bytes;
+    pool[best].data = NULL;
+    return data;
+}
+
+static void pool_give(void *data, size_t bytes)
+{
+    int slot = 0;
+    for (int i = 0; i < POOL_SIZE; i++) /* an empty slot, else the smallest buffer makes room */
+        if (!pool[i].data || (pool[slot].data && pool[i].bytes < pool[slot].bytes))
+            slot = i;
+    if (pool[slot].data && pool[slot].bytes >= bytes) {
+        free(data);
+        return;
+    }
+    free(pool[slot].data);
+    pool[slot].data = data;
+    pool[slot].bytes = bytes;
+}
 
 struct nn_exec {
     int nplans;
@@ -109,13 +151,15 @@ static void plan_free(plan *p)
     for (int i = 0; i < p->nvalues; i++)
         if (p->values[i].mem)
             dnnl_memory_destroy(p->values[i].mem);
-    for (int i = 0; i < p->nbuffers; i++)
-        free(p->buffers[i]);
+    for (int i = 0; p->buffers && i < p->nbuffers; i++)
+        if (p->buffers[i])
+            pool_give(p->buffers[i], p->buffer_bytes[i]);
     for (int i = 0; i < p->nheld; i++)
         p->held[i]->refs--;
     free(p->steps);
     free(p->values);
     free(p->buffers);
+    free(p->buffer_bytes);
     free(p->held);
     free(p);
     fixed_trim();
@@ -665,10 +709,11 @@ static int allocate(plan *p)
             holder_last[best] = last;
         v->buffer = best;
     }
-    if (!(p->buffers = calloc((size_t)p->nbuffers + 1, sizeof *p->buffers)))
+    if (!(p->buffers = calloc((size_t)p->nbuffers + 1, sizeof *p->buffers)) ||
+        !(p->buffer_bytes = calloc((size_t)p->nbuffers + 1, sizeof *p->buffer_bytes)))
         goto done;
     for (int b = 0; b < p->nbuffers; b++)
-        if (!(p->buffers[b] = tensor_alloc_floats((int64_t)((size[b] + 3) / 4)))) {
+        if (!(p->buffers[b] = pool_take(size[b], &p->buffer_bytes[b]))) {
             err_set("out of memory allocating %zu bytes of activations", size[b]);
             goto done;
         }
