@@ -370,6 +370,13 @@ fail:
 const char *ds_name(const dataset *d) { return d->name; }
 int64_t ds_size(const dataset *d) { return d->n; }
 int ds_num_classes(const dataset *d) { return d->nclasses; }
+float ds_black(const dataset *d, int c)
+{
+    if (d->kind == DS_FASHION)
+        return d->lut[0];
+    return c >= 0 && c < 3 ? -d->eval.mean[c] / d->eval.std[c] : 0.0f;
+}
+
 int64_t ds_skipped_files(const dataset *d) { return d->skipped; }
 
 void ds_example_shape(const dataset *d, int64_t chw[3])

@@ -45,6 +45,9 @@ int ds_num_classes(const dataset *d);
 const char *ds_class_name(const dataset *d, int k);
 /* Label of example i, 0 <= i < ds_size (no decoding needed). */
 int ds_label(const dataset *d, int64_t i);
+/* The value a black pixel takes in channel c after the dataset's normalization: what padding
+ * added by augmentation (a random crop) should hold, as torchvision pads before normalizing. */
+float ds_black(const dataset *d, int c);
 /* Files of a folder dataset that were skipped for not being .png/.jpg/.jpeg (0 otherwise). */
 int64_t ds_skipped_files(const dataset *d);
 

@@ -37,6 +37,12 @@ nn_net *ln_check(lua_State *L, int idx)
     return *box;
 }
 
+nn_net *ln_test(lua_State *L, int idx)
+{
+    nn_net **box = luaL_testudata(L, idx, NET_MT);
+    return box ? *box : NULL;
+}
+
 static int net_gc(lua_State *L)
 {
     nn_net **box = luaL_checkudata(L, 1, NET_MT);
@@ -153,11 +159,52 @@ static int net_load(lua_State *L)
     return 1;
 }
 
+/* net:save(path [, {key = value, ...}]): values are written as strings in the file's metadata. */
 static int net_save(lua_State *L)
 {
-    if (nn_save(ln_check(L, 1), luaL_checkstring(L, 2)) != 0)
+    nn_net *net = ln_check(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    int count = 0;
+    const char **keys = NULL, **values = NULL;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_settop(L, 3);
+        for (lua_pushnil(L); lua_next(L, 3); lua_pop(L, 1))
+            count++;
+        keys = lua_newuserdatauv(L, (size_t)(count + 1) * sizeof *keys, 0);
+        values = lua_newuserdatauv(L, (size_t)(count + 1) * sizeof *values, 0);
+        lua_newtable(L); /* keeps the converted strings alive */
+        int held = lua_gettop(L), i = 0;
+        for (lua_pushnil(L); lua_next(L, 3); lua_pop(L, 1)) {
+            if (lua_type(L, -2) != LUA_TSTRING)
+                return lb_error(L, "save: metadata keys must be strings");
+            if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER && lua_type(L, -1) != LUA_TBOOLEAN)
+                return lb_error(L, "save: metadata %s must be a string, number or boolean, got %s",
+                                lua_tostring(L, -2), luaL_typename(L, -1));
+            keys[i] = lua_tostring(L, -2);
+            values[i] = luaL_tolstring(L, -1, NULL);
+            lua_rawseti(L, held, i + 1);
+            i++;
+        }
+    }
+    if (nn_save_meta(net, path, count, keys, values) != 0)
         return lb_lib_error(L);
     return 0;
+}
+
+/* nn.metadata(path): the metadata map of a safetensors file (architecture, version, training). */
+static int l_metadata(lua_State *L)
+{
+    st_file *f = st_read(luaL_checkstring(L, 1));
+    if (!f)
+        return lb_lib_error(L);
+    lua_createtable(L, 0, f->meta_count);
+    for (int i = 0; i < f->meta_count; i++) {
+        lua_pushstring(L, f->meta_values[i]);
+        lua_setfield(L, -2, f->meta_keys[i]);
+    }
+    st_file_free(f);
+    return 1;
 }
 
 static int net_forward(lua_State *L)
@@ -270,7 +317,7 @@ static const luaL_Reg net_meta[] = {
     {"__gc", net_gc}, {"__close", net_gc}, {"__tostring", net_tostring}, {"__index", NULL}, {NULL, NULL}};
 
 static const luaL_Reg nn_funcs[] = {
-    {"vgg", l_vgg}, {"resnet", l_resnet}, {"mlp", l_mlp}, {"load", l_load}, {NULL, NULL}};
+    {"vgg", l_vgg}, {"resnet", l_resnet}, {"mlp", l_mlp}, {"load", l_load}, {"metadata", l_metadata}, {NULL, NULL}};
 
 int luaopen_nn(lua_State *L)
 {
@@ -280,5 +327,6 @@ int luaopen_nn(lua_State *L)
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     luaL_newlib(L, nn_funcs);
+    ln_open_train(L);
     return 1;
 }

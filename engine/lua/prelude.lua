@@ -81,3 +81,95 @@ function objective._scalarize(opts)
                       __tostring = function() return "objective.scalarize(" .. tostring(est) .. ")" end})
   return self.f, self
 end
+
+-- ---- trained models (nn.publish) ---------------------------------------------------------------
+
+-- A short description of a network from its architecture record, e.g. "vgg-11-bn width 0.5".
+local function describe_arch(json)
+  local arch = json:match('"arch":"(%w+)"') or "?"
+  if arch == "mlp" then
+    return "mlp " .. (json:match('"widths":%[([%d,]+)%]') or "?"):gsub(",", "-")
+  end
+  local s = arch .. "-" .. (json:match('"depth":(%d+)') or "?")
+  if json:find('"batchnorm":true', 1, true) then s = s .. "-bn" end
+  local width = json:match('"width":([%d.e+-]+)')
+  if width and tonumber(width) ~= 1 then s = s .. " width " .. width end
+  if json:find('"stem":"small"', 1, true) then s = s .. ", small stem" end
+  if json:find('"head":"small"', 1, true) then s = s .. "/head" end
+  return s
+end
+
+local function format_seconds(s)
+  return s >= 60 and string.format("%dm%02ds", s // 60, math.floor(s % 60)) or string.format("%.0fs", s)
+end
+
+-- Replaces the row of `name` in the Markdown table of path (or appends it), atomically.
+local function set_table_row(path, header, name, row)
+  local lines, found = {}, false
+  local f = io.open(path, "r")
+  if f then
+    for line in f:lines() do
+      if line:match("^| " .. name:gsub("%p", "%%%0") .. " |") then
+        lines[#lines + 1] = row
+        found = true
+      else
+        lines[#lines + 1] = line
+      end
+    end
+    f:close()
+  else
+    for _, line in ipairs(header) do lines[#lines + 1] = line end
+  end
+  if not found then
+    while #lines > 0 and lines[#lines] == "" do lines[#lines] = nil end
+    lines[#lines + 1] = row
+  end
+  local tmp = path .. ".tmp"
+  local out = assert(io.open(tmp, "w"))
+  out:write(table.concat(lines, "\n"), "\n")
+  out:close()
+  assert(os.rename(tmp, path))
+end
+
+local MODELS_HEADER = {
+  "# Reference models",
+  "",
+  "Trained by boengine itself on Fashion-MNIST (the 60000 training images; accuracy on the 10000 test",
+  "images, normalized with mean 0.2860 and std 0.3530 as `data.fashion_mnist` does) by the experiment",
+  "files `experiments/train_fmnist_*.lua`, which rewrite their row when they run. Each file records the",
+  "same facts in its metadata (`nn.metadata(path)`) and rebuilds with `nn.load(path)`. Training time is",
+  "the wall-clock time of the training steps (test evaluations excluded) on the threads listed.",
+  "",
+  "| model | architecture | parameters | seed | epochs | test accuracy | training time | threads | engine | commit |",
+  "|---|---|---|---|---|---|---|---|---|---|",
+}
+
+-- nn.publish{net =, name =, test =, run =, dir = "results/models"}: measures the test accuracy,
+-- saves dir/name.safetensors with the training facts in its metadata and sets the model's row in
+-- dir/README.md. Returns the accuracy.
+function nn.publish(t)
+  local keys = {net = true, name = true, test = true, run = true, dir = true}
+  for k in pairs(t) do
+    if not keys[k] then error("nn.publish: unknown key '" .. tostring(k) .. "' (known: net, name, test, run, dir)", 2) end
+  end
+  assert(t.net and t.name and t.test and t.run, "nn.publish: net, name, test and run are required")
+  local dir = t.dir or "results/models"
+  os.execute("mkdir -p '" .. dir .. "'")
+  local accuracy = t.test:accuracy(t.net)
+  local run, arch = t.run, t.net:arch()
+  local meta = {
+    ["train.seed"] = run.seed, ["train.epochs"] = #run, ["train.batch"] = run.batch,
+    ["train.test_accuracy"] = string.format("%.4f", accuracy), ["train.seconds"] = string.format("%.1f", run.seconds),
+    ["train.threads"] = boengine.threads, ["train.script"] = boengine.script, ["train.data"] = "fashion-mnist",
+  }
+  local path = dir .. "/" .. t.name .. ".safetensors"
+  t.net:save(path, meta)
+  local params = t.net:param_count()
+  local row = string.format("| %s | %s | %.2f M | %d | %d | %.4f | %s | %d | %s | %s |", t.name, describe_arch(arch),
+    params / 1e6, run.seed, #run, accuracy, format_seconds(run.seconds), boengine.threads, boengine.version,
+    boengine.commit)
+  set_table_row(dir .. "/README.md", MODELS_HEADER, t.name, row)
+  print(string.format("%s: test accuracy %.4f after %d epochs in %s; saved %s", t.name, accuracy, #run,
+    format_seconds(run.seconds), path))
+  return accuracy
+end

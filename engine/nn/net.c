@@ -406,21 +406,38 @@ done:
     return rc;
 }
 
-int nn_save(const nn_net *net, const char *path)
+int nn_save_meta(const nn_net *net, const char *path, int extra, const char *const *keys, const char *const *values)
 {
     int count = nn_param_list(net, NULL, NULL), rc = -1;
     char **names = calloc((size_t)count + 1, sizeof *names);
     tensor **ts = calloc((size_t)count + 1, sizeof *ts);
-    if (names && ts && nn_param_list(net, names, ts) >= 0) {
-        st_meta meta[] = {{"format", "pt"},
-                          {"boengine.arch", net->arch ? net->arch : "{}"},
-                          {"boengine.version", engine_version()},
-                          {"boengine.commit", engine_commit()}};
-        rc = st_write(path, count, (const char *const *)names, (const tensor *const *)ts, 4, meta);
+    st_meta *meta = calloc((size_t)extra + 4, sizeof *meta);
+    if (names && ts && meta && nn_param_list(net, names, ts) >= 0) {
+        st_meta own[] = {{"format", "pt"},
+                         {"boengine.arch", net->arch ? net->arch : "{}"},
+                         {"boengine.version", engine_version()},
+                         {"boengine.commit", engine_commit()}};
+        memcpy(meta, own, sizeof own);
+        int m = 4;
+        for (int i = 0; i < extra; i++) {
+            int reserved = 0;
+            for (int j = 0; j < 4; j++)
+                reserved |= strcmp(keys[i], own[j].key) == 0;
+            if (reserved) {
+                err_set("%s: metadata key %s is written by the engine", path, keys[i]);
+                goto done;
+            }
+            meta[m++] = (st_meta){keys[i], values[i]};
+        }
+        rc = st_write(path, count, (const char *const *)names, (const tensor *const *)ts, m, meta);
     } else {
         err_set("out of memory");
     }
+done:
     free_names(names, count);
     free(ts);
+    free(meta);
     return rc;
 }
+
+int nn_save(const nn_net *net, const char *path) { return nn_save_meta(net, path, 0, NULL, NULL); }

@@ -93,5 +93,9 @@ const char *nn_op_name(nn_op op);
 int nn_load(nn_net *net, const char *path);
 /* Saves every parameter (atomically), with the architecture in the file's metadata. */
 int nn_save(const nn_net *net, const char *path);
+/* The same with extra metadata entries (e.g. how the weights were trained); the keys the engine
+ * writes itself (format, boengine.arch, boengine.version, boengine.commit) cannot be overridden. */
+int nn_save_meta(const nn_net *net, const char *path, int count, const char *const *keys,
+                 const char *const *values);
 
 #endif
