@@ -192,21 +192,6 @@ static int net_save(lua_State *L)
     return 0;
 }
 
-/* nn.metadata(path): the metadata map of a safetensors file (architecture, version, training). */
-static int l_metadata(lua_State *L)
-{
-    st_file *f = st_read(luaL_checkstring(L, 1));
-    if (!f)
-        return lb_lib_error(L);
-    lua_createtable(L, 0, f->meta_count);
-    for (int i = 0; i < f->meta_count; i++) {
-        lua_pushstring(L, f->meta_values[i]);
-        lua_setfield(L, -2, f->meta_keys[i]);
-    }
-    st_file_free(f);
-    return 1;
-}
-
 static int net_forward(lua_State *L)
 {
     nn_net *net = ln_check(L, 1);
@@ -317,7 +302,7 @@ static const luaL_Reg net_meta[] = {
     {"__gc", net_gc}, {"__close", net_gc}, {"__tostring", net_tostring}, {"__index", NULL}, {NULL, NULL}};
 
 static const luaL_Reg nn_funcs[] = {
-    {"vgg", l_vgg}, {"resnet", l_resnet}, {"mlp", l_mlp}, {"load", l_load}, {"metadata", l_metadata}, {NULL, NULL}};
+    {"vgg", l_vgg}, {"resnet", l_resnet}, {"mlp", l_mlp}, {"load", l_load}, {NULL, NULL}};
 
 int luaopen_nn(lua_State *L)
 {

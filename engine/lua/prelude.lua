@@ -137,7 +137,7 @@ local MODELS_HEADER = {
   "Trained by boengine itself on Fashion-MNIST (the 60000 training images; accuracy on the 10000 test",
   "images, normalized with mean 0.2860 and std 0.3530 as `data.fashion_mnist` does) by the experiment",
   "files `experiments/train_fmnist_*.lua`, which rewrite their row when they run. Each file records the",
-  "same facts in its metadata (`nn.metadata(path)`) and rebuilds with `nn.load(path)`. Training time is",
+  "same facts in its metadata (`tensor.metadata(path)`) and rebuilds with `nn.load(path)`. Training time is",
   "the wall-clock time of the training steps (test evaluations excluded) on the threads listed.",
   "",
   "| model | architecture | parameters | seed | epochs | test accuracy | training time | threads | engine | commit |",

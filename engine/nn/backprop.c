@@ -690,37 +690,85 @@ static int bwd_relu(builder *b, int dst, int g, dnnl_primitive_desc_t hint)
     return 0;
 }
 
+/* True when oneDNN fell back to its reference implementation (orders of magnitude slower). */
+static int is_reference(const_dnnl_primitive_desc_t pd)
+{
+    const char *impl = NULL;
+    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+           strncmp(impl, "ref", 3) == 0;
+}
+
+/* Descriptor of a convolution's or inner product's backward data (data = 1) or weights pass,
+ * in the forward pass's layouts (fixed) or in layouts oneDNN may choose. */
+static int bwd_desc(void *d, const nn_node *n, const unit *u, const nn_backprop *p, int g, int data, int fixed)
+{
+    dnnl_dims_t strides = {n->sh, n->sw}, pad = {n->ph, n->pw};
+    int64_t bdims[1] = {n->out};
+    dnnl_memory_desc_t wmd, bmd, smd = *md_of(p, u->src), gmd = *md_of(p, g);
+    dn_md_any(&wmd, u->wnd, u->wdims);
+    dn_md_plain(&bmd, 1, bdims);
+    if (!fixed) {
+        dn_md_any(&smd, smd.ndims, smd.dims);
+        dn_md_any(&gmd, gmd.ndims, gmd.dims);
+    }
+    const dnnl_memory_desc_t *bias = n->has_bias ? &bmd : NULL;
+    if (n->op == NN_CONV)
+        return data ? dn_check(dnnl_convolution_backward_data_desc_init(d, dnnl_convolution_direct, &smd, &wmd, &gmd,
+                                                                        strides, pad, pad),
+                               "convolution backward data descriptor")
+                    : dn_check(dnnl_convolution_backward_weights_desc_init(d, dnnl_convolution_direct, &smd, &wmd,
+                                                                           bias, &gmd, strides, pad, pad),
+                               "convolution backward weights descriptor");
+    return data ? dn_check(dnnl_inner_product_backward_data_desc_init(d, &smd, &wmd, &gmd),
+                           "inner product backward data descriptor")
+                : dn_check(dnnl_inner_product_backward_weights_desc_init(d, &smd, &wmd, bias, &gmd),
+                           "inner product backward weights descriptor");
+}
+
+/* A backward primitive descriptor in the forward pass's layouts, or, when that leaves oneDNN only
+ * its reference implementation (a first layer reads a plain input, say), in layouts it chooses. */
+static int bwd_pd(dnnl_primitive_desc_t *pd, const nn_node *n, const unit *u, const nn_backprop *p, int g, int data)
+{
+    union {
+        dnnl_convolution_desc_t conv;
+        dnnl_inner_product_desc_t ip;
+    } d;
+    if (bwd_desc(&d, n, u, p, g, data, 1) == 0 &&
+        dnnl_primitive_desc_create(pd, &d, NULL, dn_engine, u->pd) == dnnl_success) {
+        if (!is_reference(*pd))
+            return 0;
+        dnnl_primitive_desc_destroy(*pd);
+    }
+    *pd = NULL;
+    return bwd_desc(&d, n, u, p, g, data, 0) ||
+           dn_check(dnnl_primitive_desc_create(pd, &d, NULL, dn_engine, u->pd), data ? "backward data" : "backward weights");
+}
+
+/* Value v in layout want, reordered by a step emitted now when it is not already. */
+static int as_layout(nn_backprop *p, int v, const dnnl_memory_desc_t *want)
+{
+    if (dnnl_memory_desc_equal(md_of(p, v), want))
+        return v;
+    int r = new_value(p, want);
+    return r < 0 || emit_reorder(p, v, -1, r, 0) ? -1 : r;
+}
+
 static int bwd_weighted(builder *b, unit *u, int g)
 {
     nn_backprop *p = b->p;
     int i = u->head;
     const nn_node *n = &b->net->nodes[i];
-    int conv = n->op == NN_CONV, in = n->in[0];
-    dnnl_dims_t strides = {n->sh, n->sw}, pad = {n->ph, n->pw};
+    int in = n->in[0];
     int64_t bdims[1] = {n->out};
-    dnnl_memory_desc_t wmd, bmd;
-    dn_md_any(&wmd, u->wnd, u->wdims);
-    dn_md_plain(&bmd, 1, bdims);
-    const dnnl_memory_desc_t *bias = n->has_bias ? &bmd : NULL;
-    union {
-        dnnl_convolution_desc_t conv;
-        dnnl_inner_product_desc_t ip;
-    } d;
     dnnl_primitive_desc_t pd = NULL;
     step *s;
     /* data first: it reads the weights before nothing else changes them, and frees g's consumers */
     if (in != NN_INPUT || p->dinput >= 0) {
-        if (conv ? dn_check(dnnl_convolution_backward_data_desc_init(&d.conv, dnnl_convolution_direct,
-                                                                     md_of(p, u->src), &wmd, md_of(p, g), strides,
-                                                                     pad, pad),
-                            "convolution backward data descriptor")
-                 : dn_check(dnnl_inner_product_backward_data_desc_init(&d.ip, md_of(p, u->src), &wmd, md_of(p, g)),
-                            "inner product backward data descriptor"))
-            return -1;
-        if (dn_check(dnnl_primitive_desc_create(&pd, &d, NULL, dn_engine, u->pd), "backward data"))
+        if (bwd_pd(&pd, n, u, p, g, 1))
             return -1;
         int wv = -1, wf = -1;
-        int ds = new_value(p, md_of(p, u->src));
+        int gd = as_layout(p, g, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0));
+        int ds = gd < 0 ? -1 : new_value(p, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0));
         const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         if (u->wvalue >= 0 && dnnl_memory_desc_equal(md_of(p, u->wvalue), want))
             wv = u->wvalue; /* the forward pass's copy in this layout */
@@ -728,7 +776,7 @@ static int bwd_weighted(builder *b, unit *u, int g)
         dnnl_primitive_desc_destroy(pd);
         if (rc)
             return -1;
-        add_arg(s, DNNL_ARG_DIFF_DST, g);
+        add_arg(s, DNNL_ARG_DIFF_DST, gd);
         if (wv >= 0)
             add_arg(s, DNNL_ARG_WEIGHTS, wv);
         else
@@ -737,31 +785,25 @@ static int bwd_weighted(builder *b, unit *u, int g)
         if (deliver(b, in, ds, 1))
             return -1;
     }
-    if (conv ? dn_check(dnnl_convolution_backward_weights_desc_init(&d.conv, dnnl_convolution_direct,
-                                                                    md_of(p, u->src), &wmd, bias, md_of(p, g),
-                                                                    strides, pad, pad),
-                        "convolution backward weights descriptor")
-             : dn_check(dnnl_inner_product_backward_weights_desc_init(&d.ip, md_of(p, u->src), &wmd, bias,
-                                                                      md_of(p, g)),
-                        "inner product backward weights descriptor"))
+    if (bwd_pd(&pd, n, u, p, g, 0))
         return -1;
-    if (dn_check(dnnl_primitive_desc_create(&pd, &d, NULL, dn_engine, u->pd), "backward weights"))
-        return -1;
+    int gw = as_layout(p, g, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0));
+    int src = gw < 0 ? -1 : as_layout(p, u->src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0));
     int gwf = get_fixed(p, i, 2, u->wnd, u->wdims), gbf = n->has_bias ? get_fixed(p, i, 3, 1, bdims) : 0;
     const dnnl_memory_desc_t *dwmd = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0);
     const dnnl_memory_desc_t *plain;
     int dw = -1;
-    if (gwf >= 0 && gbf >= 0) {
+    if (src >= 0 && gwf >= 0 && gbf >= 0) {
         dnnl_memory_get_memory_desc(p->fixed[gwf].mem, &plain);
         if (!dnnl_memory_desc_equal(plain, dwmd))
             dw = new_value(p, dwmd);
     }
-    s = gwf >= 0 && gbf >= 0 ? new_step(p, ST_PRIM, pd) : NULL;
+    s = src >= 0 && gwf >= 0 && gbf >= 0 ? new_step(p, ST_PRIM, pd) : NULL;
     dnnl_primitive_desc_destroy(pd);
     if (!s)
         return -1;
-    add_arg(s, DNNL_ARG_SRC, u->src);
-    add_arg(s, DNNL_ARG_DIFF_DST, g);
+    add_arg(s, DNNL_ARG_SRC, src);
+    add_arg(s, DNNL_ARG_DIFF_DST, gw);
     if (dw >= 0)
         add_arg(s, DNNL_ARG_DIFF_WEIGHTS, dw);
     else

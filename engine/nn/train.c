@@ -152,10 +152,16 @@ static int make_sgd(nn_net *net, run *r, const nn_train_opts *o)
     return (r->sgd = nn_sgd_new(count, r->params, r->grads, &so)) ? 0 : -1;
 }
 
-/* The loss of one batch and its gradient into r->grad; NaN with err_set on failure. */
-static double batch_loss(nn_net *net, run *r, const nn_train_opts *o, const float *y, int64_t k, int64_t *correct)
+/* The loss of one batch and its gradient into r->grad; NaN with err_set on failure (outputs that
+ * are no longer finite included). */
+static double batch_loss(run *r, const nn_train_opts *o, const float *y, int64_t k, int64_t *correct)
 {
     int64_t n = o->batch;
+    for (int64_t i = 0; i < n * k; i++)
+        if (!isfinite(y[i])) {
+            err_set("the outputs are no longer finite: training diverged; lower the learning rate");
+            return NAN;
+        }
     tensor *t = NULL;
     if (o->teacher && !(t = nn_forward(o->teacher, r->x))) {
         err_prefix("teacher");
@@ -176,7 +182,6 @@ static double batch_loss(nn_net *net, run *r, const nn_train_opts *o, const floa
     if (!isnan(loss))
         *correct += nn_count_correct(y, r->labels, n, k);
     tensor_free(t);
-    (void)net;
     return loss;
 }
 
@@ -250,14 +255,11 @@ int nn_train(nn_net *net, const dataset *train, const nn_train_opts *o)
                                                  rng_derive_seed(o->seed, base + STREAM_DROPOUT) ^ global);
             if (!y)
                 goto done;
-            double loss = batch_loss(net, &r, o, y, k, &correct);
-            if (isnan(loss)) {
-                err_prefix("train: epoch %d, step %lld: loss", epoch, (long long)step + 1);
-                goto done;
-            }
+            double loss = batch_loss(&r, o, y, k, &correct);
             if (!isfinite(loss)) {
-                err_set("train: epoch %d, step %lld: the loss diverged (%g); lower the learning rate", epoch,
-                        (long long)step + 1, loss);
+                if (!isnan(loss))
+                    err_set("the loss is %g: training diverged; lower the learning rate", loss);
+                err_prefix("train: epoch %d, step %lld", epoch, (long long)step + 1);
                 goto done;
             }
             loss_sum += loss;

@@ -1,0 +1,19 @@
+-- Reference model: ResNet-18 at quarter width (16-32-64-128 channels, basic blocks) with the small
+-- stem (3x3/1 convolution, no max pool), trained by the engine on Fashion-MNIST. Writes
+-- results/models/fmnist_resnet18.safetensors and its README row.
+--   boengine experiments/train_fmnist_resnet18.lua [epochs]
+local seed = 1
+local epochs = tonumber(arg[1]) or 15
+
+local train = data.fashion_mnist{split = "train"}
+local test = data.fashion_mnist{split = "test"}
+local net = nn.resnet{depth = 18, width = 0.25, channels = 1, classes = 10, size = 28, stem = "small", seed = seed}
+
+local run = nn.train{
+  net = net, data = train, test = test, seed = seed,
+  epochs = epochs, batch = 128,
+  lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 5e-4,
+  schedule = "cosine", warmup = 0.5,
+  augment = {crop = 2, flip = true},
+}
+nn.publish{net = net, name = "fmnist_resnet18", test = test, run = run}
