@@ -631,30 +631,54 @@ static int forward(builder *b)
 
 /* ---- backward ------------------------------------------------------------------------------- */
 
-/* Hands the gradient v of node j's output (or of the input) to j: it becomes j's gradient when it
- * is the first and has j's layout (and may be taken over), else it is copied or added in. */
-static int deliver(builder *b, int j, int v, int may_take)
+/* Value v in layout want, reordered by a step emitted now when it is not already. */
+static int as_layout(nn_backprop *p, int v, const dnnl_memory_desc_t *want)
+{
+    if (dnnl_memory_desc_equal(md_of(p, v), want))
+        return v;
+    int r = new_value(p, want);
+    return r < 0 || emit_reorder(p, v, -1, r, 0) ? -1 : r;
+}
+
+/* Gradients are never written again once computed, so one value may serve as the gradient of
+ * several nodes (an add hands its gradient to both operands) without copies. */
+
+/* A new value holding a + b (both in layout md of a; b reordered first when it is not). */
+static int emit_sum(nn_backprop *p, int a, int v)
+{
+    dnnl_memory_desc_t md = *md_of(p, a);
+    int bv = as_layout(p, v, &md);
+    dnnl_binary_desc_t d;
+    dnnl_primitive_desc_t pd;
+    if (bv < 0 || dn_check(dnnl_binary_desc_init(&d, dnnl_binary_add, &md, &md, &md), "gradient sum descriptor") ||
+        dn_check(dnnl_primitive_desc_create(&pd, &d, NULL, dn_engine, NULL), "gradient sum"))
+        return -1;
+    step *s = new_step(p, ST_PRIM, pd);
+    dnnl_primitive_desc_destroy(pd);
+    int r = s ? new_value(p, &md) : -1;
+    if (r < 0)
+        return -1;
+    add_arg(s, DNNL_ARG_SRC_0, a);
+    add_arg(s, DNNL_ARG_SRC_1, bv);
+    add_arg(s, DNNL_ARG_DST, r);
+    return r;
+}
+
+/* Hands the gradient v of node j's output (or of the input) to j: the first becomes j's gradient
+ * (reordered into j's layout if need be), later ones are added to it. */
+static int deliver(builder *b, int j, int v)
 {
     nn_backprop *p = b->p;
     if (j == NN_INPUT && p->dinput < 0)
         return 0;
-    int *g = j == NN_INPUT ? &p->dinput : &b->grad[j];
-    if (j == NN_INPUT && p->values[p->dinput].def < 0) { /* first contribution: def marks it as written */
-        p->values[p->dinput].def = 0;
-        return emit_reorder(p, v, -1, *g, 0);
+    if (j == NN_INPUT) { /* the caller's buffer: copied into, then added to in place */
+        int first = p->values[p->dinput].def < 0;
+        p->values[p->dinput].def = 0; /* marks it as written while building */
+        return emit_reorder(p, v, -1, p->dinput, !first);
     }
-    if (j == NN_INPUT)
-        return emit_reorder(p, v, -1, *g, 1);
-    const dnnl_memory_desc_t *want = md_of(p, b->act[j]);
-    if (*g >= 0)
-        return emit_reorder(p, v, -1, *g, 1);
-    if (may_take && dnnl_memory_desc_equal(md_of(p, v), want)) {
-        *g = v;
-        return 0;
-    }
-    if ((*g = new_value(p, want)) < 0)
-        return -1;
-    return emit_reorder(p, v, -1, *g, 0);
+    if (b->grad[j] >= 0)
+        return (b->grad[j] = emit_sum(p, b->grad[j], v)) < 0 ? -1 : 0;
+    return (b->grad[j] = as_layout(p, v, md_of(p, b->act[j]))) < 0 ? -1 : 0;
 }
 
 static int prim_step(nn_backprop *p, const void *desc, const dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd,
@@ -666,6 +690,7 @@ static int prim_step(nn_backprop *p, const void *desc, const dnnl_primitive_desc
     return *s ? 0 : -1;
 }
 
+/* The gradient before a ReLU from the one after it and the ReLU's output: a new value. */
 static int bwd_relu(builder *b, int dst, int g, dnnl_primitive_desc_t hint)
 {
     nn_backprop *p = b->p;
@@ -682,12 +707,13 @@ static int bwd_relu(builder *b, int dst, int g, dnnl_primitive_desc_t hint)
         dnnl_primitive_desc_destroy(pd);
     if (own)
         dnnl_primitive_desc_destroy(own);
-    if (rc)
+    int r = rc ? -1 : new_value(p, md_of(p, g));
+    if (r < 0)
         return -1;
     add_arg(s, DNNL_ARG_DST, dst);
     add_arg(s, DNNL_ARG_DIFF_DST, g);
-    add_arg(s, DNNL_ARG_DIFF_SRC, g); /* in place */
-    return 0;
+    add_arg(s, DNNL_ARG_DIFF_SRC, r);
+    return r;
 }
 
 /* True when oneDNN fell back to its reference implementation (orders of magnitude slower). */
@@ -744,15 +770,6 @@ static int bwd_pd(dnnl_primitive_desc_t *pd, const nn_node *n, const unit *u, co
            dn_check(dnnl_primitive_desc_create(pd, &d, NULL, dn_engine, u->pd), data ? "backward data" : "backward weights");
 }
 
-/* Value v in layout want, reordered by a step emitted now when it is not already. */
-static int as_layout(nn_backprop *p, int v, const dnnl_memory_desc_t *want)
-{
-    if (dnnl_memory_desc_equal(md_of(p, v), want))
-        return v;
-    int r = new_value(p, want);
-    return r < 0 || emit_reorder(p, v, -1, r, 0) ? -1 : r;
-}
-
 static int bwd_weighted(builder *b, unit *u, int g)
 {
     nn_backprop *p = b->p;
@@ -782,7 +799,7 @@ static int bwd_weighted(builder *b, unit *u, int g)
         else
             add_fixed(s, DNNL_ARG_WEIGHTS, wf);
         add_arg(s, DNNL_ARG_DIFF_SRC, ds);
-        if (deliver(b, in, ds, 1))
+        if (deliver(b, in, ds))
             return -1;
     }
     if (bwd_pd(&pd, n, u, p, g, 0))
@@ -840,11 +857,14 @@ static int bwd_batchnorm(builder *b, unit *u, int g)
     add_fixed(s, DNNL_ARG_SHIFT, hf);
     if (u->relu)
         add_arg(s, DNNL_ARG_WORKSPACE, u->ws);
+    int ds = new_value(p, md_of(p, g));
+    if (ds < 0)
+        return -1;
     add_arg(s, DNNL_ARG_DIFF_DST, g);
-    add_arg(s, DNNL_ARG_DIFF_SRC, g); /* in place */
+    add_arg(s, DNNL_ARG_DIFF_SRC, ds);
     add_fixed(s, DNNL_ARG_DIFF_SCALE, gsf);
     add_fixed(s, DNNL_ARG_DIFF_SHIFT, ghf);
-    return deliver(b, n->in[0], g, 1);
+    return deliver(b, n->in[0], ds);
 }
 
 static int bwd_pool(builder *b, unit *u, int g)
@@ -870,7 +890,7 @@ static int bwd_pool(builder *b, unit *u, int g)
     add_arg(s, DNNL_ARG_DIFF_SRC, ds);
     if (u->ws >= 0)
         add_arg(s, DNNL_ARG_WORKSPACE, u->ws);
-    return deliver(b, b->net->nodes[i].in[0], ds, 1);
+    return deliver(b, b->net->nodes[i].in[0], ds);
 }
 
 static int bwd_softmax(builder *b, unit *u, int g)
@@ -891,15 +911,15 @@ static int bwd_softmax(builder *b, unit *u, int g)
     add_arg(s, DNNL_ARG_DST, u->dst);
     add_arg(s, DNNL_ARG_DIFF_DST, g);
     add_arg(s, DNNL_ARG_DIFF_SRC, ds);
-    return deliver(b, b->net->nodes[u->head].in[0], ds, 1);
+    return deliver(b, b->net->nodes[u->head].in[0], ds);
 }
 
 static int bwd_c_step(builder *b, unit *u, int g, step_kind kind)
 {
     nn_backprop *p = b->p;
     const nn_node *n = &b->net->nodes[u->head];
-    int ds = g;
-    if (kind == ST_ADAPTIVE_BACK && (ds = new_value(p, md_of(p, u->src))) < 0)
+    int ds = new_value(p, kind == ST_ADAPTIVE_BACK ? md_of(p, u->src) : md_of(p, g));
+    if (ds < 0)
         return -1;
     step *s = new_step(p, kind, NULL);
     if (!s)
@@ -909,7 +929,7 @@ static int bwd_c_step(builder *b, unit *u, int g, step_kind kind)
     if (u->ws >= 0)
         add_arg(s, DNNL_ARG_WORKSPACE, u->ws);
     add_arg(s, DNNL_ARG_DIFF_SRC, ds);
-    return deliver(b, n->in[0], ds, 1);
+    return deliver(b, n->in[0], ds);
 }
 
 static int backward_unit(builder *b, unit *u)
@@ -926,7 +946,7 @@ static int backward_unit(builder *b, unit *u)
         }
         return 0;
     }
-    if (u->relu && n->op != NN_BATCHNORM && bwd_relu(b, u->dst, g, NULL))
+    if (u->relu && n->op != NN_BATCHNORM && (g = bwd_relu(b, u->dst, g, NULL)) < 0)
         return -1;
     switch (n->op) {
     case NN_CONV:
@@ -934,19 +954,17 @@ static int backward_unit(builder *b, unit *u)
         return bwd_weighted(b, u, g);
     case NN_BATCHNORM:
         return bwd_batchnorm(b, u, g);
-    case NN_ADD: {
-        int same = n->in[0] == n->in[1];
-        return deliver(b, n->in[0], g, !same) || deliver(b, n->in[1], g, 0);
-    }
+    case NN_ADD:
+        return deliver(b, n->in[0], g) || deliver(b, n->in[1], g);
     case NN_RELU:
-        return bwd_relu(b, u->dst, g, u->pd) || deliver(b, n->in[0], g, 1);
+        return (g = bwd_relu(b, u->dst, g, u->pd)) < 0 ? -1 : deliver(b, n->in[0], g);
     case NN_SOFTMAX:
         return bwd_softmax(b, u, g);
     case NN_DROPOUT:
-        return u->alias ? deliver(b, n->in[0], g, 1) : bwd_c_step(b, u, g, ST_DROPOUT_BACK);
+        return u->alias ? deliver(b, n->in[0], g) : bwd_c_step(b, u, g, ST_DROPOUT_BACK);
     case NN_ADAPTIVE_AVGPOOL:
         if (u->alias)
-            return deliver(b, n->in[0], g, 1);
+            return deliver(b, n->in[0], g);
         if (u->pd)
             return bwd_pool(b, u, g);
         return bwd_c_step(b, u, g, ST_ADAPTIVE_BACK);
