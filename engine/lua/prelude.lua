@@ -137,16 +137,18 @@ local MODELS_HEADER = {
   "Trained by boengine itself on Fashion-MNIST (the 60000 training images; accuracy on the 10000 test",
   "images, normalized with mean 0.2860 and std 0.3530 as `data.fashion_mnist` does) by the experiment",
   "files `experiments/train_fmnist_*.lua`, which rewrite their row when they run. Each file records the",
-  "same facts in its metadata (`tensor.metadata(path)`) and rebuilds with `nn.load(path)`. Training time is",
-  "the wall-clock time of the training steps (test evaluations excluded) on the threads listed.",
+  "same facts in its metadata (`tensor.metadata(path)`) and rebuilds with `nn.load(path)`; NAME.curve.csv",
+  "holds the per-epoch loss, accuracies, learning rate, time and throughput. Training time is the",
+  "wall-clock time of the training steps (test evaluations excluded) on the threads listed, on a machine",
+  "shared with other work: see the curve's images/s for the throughput of each epoch.",
   "",
   "| model | architecture | parameters | seed | epochs | test accuracy | training time | threads | engine | commit |",
   "|---|---|---|---|---|---|---|---|---|---|",
 }
 
 -- nn.publish{net =, name =, test =, run =, dir = "results/models"}: measures the test accuracy,
--- saves dir/name.safetensors with the training facts in its metadata and sets the model's row in
--- dir/README.md. Returns the accuracy.
+-- saves dir/name.safetensors with the training facts in its metadata, the per-epoch curve in
+-- dir/name.curve.csv and sets the model's row in dir/README.md. Returns the accuracy.
 function nn.publish(t)
   local keys = {net = true, name = true, test = true, run = true, dir = true}
   for k in pairs(t) do
@@ -164,6 +166,14 @@ function nn.publish(t)
   }
   local path = dir .. "/" .. t.name .. ".safetensors"
   t.net:save(path, meta)
+  local curve = assert(io.open(dir .. "/" .. t.name .. ".curve.csv.tmp", "w"))
+  curve:write("epoch,loss,train_accuracy,test_accuracy,lr,seconds,images_per_second\n")
+  for _, e in ipairs(run) do
+    curve:write(string.format("%d,%.5f,%.5f,%s,%.6g,%.1f,%.1f\n", e.epoch, e.loss, e.accuracy,
+      e.test_accuracy and string.format("%.4f", e.test_accuracy) or "", e.lr, e.seconds, e.images_per_second))
+  end
+  curve:close()
+  assert(os.rename(dir .. "/" .. t.name .. ".curve.csv.tmp", dir .. "/" .. t.name .. ".curve.csv"))
   local params = t.net:param_count()
   local row = string.format("| %s | %s | %.2f M | %d | %d | %.4f | %s | %d | %s | %s |", t.name, describe_arch(arch),
     params / 1e6, run.seed, #run, accuracy, format_seconds(run.seconds), boengine.threads, boengine.version,
