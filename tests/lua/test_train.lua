@@ -88,6 +88,20 @@ tap.near(l2[2].loss, l1[2].loss, 1e-5, "a Lua loss function trains like the buil
 tap.dies("must return a number and a 64x10 gradient tensor", "a Lua loss must return a gradient", nn.train,
          {net = m2, data = train, subset = 640, batch = 64, loss = function() return 1 end})
 
+-- schedules from Lua: the learning rate of each epoch's last step
+local function lrs(schedule, extra)
+  local o = {net = nn.mlp{784, 8, 10}, data = train, subset = 64, batch = 32, epochs = 4, lr = 0.1, schedule = schedule}
+  for k, v in pairs(extra or {}) do o[k] = v end
+  local r, out = nn.train(o), {}
+  for i = 1, #r do out[i] = string.format("%.4g", r[i].lr) end
+  return table.concat(out, " ")
+end
+tap.is(lrs({step = 2, gamma = 0.5}), "0.1 0.1 0.05 0.05", "step schedule: ×gamma every 2 epochs")
+tap.is(lrs({milestones = {1, 3}, gamma = 0.1}), "0.1 0.01 0.01 0.001", "milestones: ×gamma from epochs 2 and 4")
+tap.is(lrs("constant"), "0.1 0.1 0.1 0.1", "constant schedule")
+tap.is(lrs("cosine", {lr_min = 0.02}), "0.09696 0.07531 0.04469 0.02304", "cosine towards lr_min, per step (8 steps)")
+tap.is(lrs("constant", {warmup = 1.5}), "0.06667 0.1 0.1 0.1", "linear warm-up over 1.5 epochs")
+
 -- saving with training metadata
 local path = os.tmpname()
 net:save(path, {["train.seed"] = 2, note = "for the test", good = true})
