@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bo/bo_blas.h"
+#include "core/blas_serial.h"
 #include "bo/bo_qmc.h"
 #include "core/err.h"
 #include "core/rng.h"
@@ -99,9 +99,9 @@ static int maximize(acq *a, int d, const int *levels, const double *avoid, int n
 int acqopt_maximize(acq *a, int d, const int *levels, const double *avoid, int navoid, const acqopt_options *o,
                     uint64_t seed, double *x, double *value)
 {
-    int threads = bo_blas_serial_begin();
+    int threads = blas_serial_begin();
     int rc = maximize(a, d, levels, avoid, navoid, o, seed, x, value);
-    bo_blas_serial_end(threads);
+    blas_serial_end(threads);
     return rc;
 }
 

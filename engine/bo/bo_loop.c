@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bo/bo_blas.h"
+#include "core/blas_serial.h"
 #include "bo/bo_qmc.h"
 #include "core/err.h"
 #include "core/rng.h"
@@ -182,9 +182,9 @@ static int model(bo *b)
 {
     if (b->model && b->model_n == b->n)
         return 0;
-    int threads = bo_blas_serial_begin();
+    int threads = blas_serial_begin();
     int rc = model_fit(b);
-    bo_blas_serial_end(threads);
+    blas_serial_end(threads);
     return rc;
 }
 
@@ -258,7 +258,7 @@ int bo_ask(bo *b, double *x)
     double *u = malloc((size_t)d * sizeof *u);
     if (!u)
         return err_set("out of memory");
-    int rc = -1, threads = bo_blas_serial_begin();
+    int rc = -1, threads = blas_serial_begin();
     b->last_acq = NAN;
     int design = n < b->o.init || n == 0;
     if (design) {
@@ -296,7 +296,7 @@ int bo_ask(bo *b, double *x)
     }
     from_unit(b, u, x);
 done:
-    bo_blas_serial_end(threads);
+    blas_serial_end(threads);
     free(u);
     return rc;
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bo/bo_blas.h"
+#include "core/blas_serial.h"
 #include "core/err.h"
 
 gp_prior gp_prior_default(void) { return (gp_prior){3.0, 6.0, 2.0, 0.15, 1.1, 0.05}; }
@@ -102,9 +102,9 @@ static int fit(gp *g, const gp_fit_options *o, rng *r, int from_current, double 
 
 int gp_fit(gp *g, const gp_fit_options *o, rng *r, int from_current, double *log_post)
 {
-    int threads = bo_blas_serial_begin();
+    int threads = blas_serial_begin();
     int rc = fit(g, o, r, from_current, log_post);
-    bo_blas_serial_end(threads);
+    blas_serial_end(threads);
     return rc;
 }
 

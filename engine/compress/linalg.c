@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "compress/compress.h"
+#include "core/blas_serial.h"
 #include "core/err.h"
 
 int cp_svd(int m, int n, float *a, float *u, float *s, float *vt)
@@ -16,12 +17,14 @@ int cp_svd(int m, int n, float *a, float *u, float *s, float *vt)
     memcpy(copy, a, (size_t)m * n * sizeof *copy);
     /* the row-major m×n matrix is the column-major n×m one, whose SVD is V S U^T: asking LAPACK
      * for that one gives U and V^T in row-major order without any transposition */
+    int threads = blas_serial_begin();
     lapack_int info = LAPACKE_sgesdd(LAPACK_COL_MAJOR, 'S', n, m, a, n, s, vt, n, u, r);
     if (info > 0) { /* the divide-and-conquer iteration did not converge: the QR one may */
         float *superb = malloc((size_t)r * sizeof *superb);
         info = superb ? LAPACKE_sgesvd(LAPACK_COL_MAJOR, 'S', 'S', n, m, copy, n, s, vt, n, u, r, superb) : -1;
         free(superb);
     }
+    blas_serial_end(threads);
     free(copy);
     if (info != 0)
         return err_set("SVD of a %dx%d matrix failed (LAPACK info %d)", m, n, (int)info);

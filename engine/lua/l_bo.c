@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "bo/acq.h"
-#include "bo/bo_blas.h"
+#include "core/blas_serial.h"
 #include "bo/bo_functions.h"
 #include "bo/bo_journal.h"
 #include "bo/bo_loop.h"
@@ -303,9 +303,9 @@ static int gp_gc(lua_State *L)
 
 static void gp_refresh(lua_State *L, gp *g)
 {
-    int threads = bo_blas_serial_begin();
+    int threads = blas_serial_begin();
     int rc = gp_update(g);
-    bo_blas_serial_end(threads);
+    blas_serial_end(threads);
     if (rc != 0)
         lb_error(L, "bo.gp: %s", err_msg());
 }
@@ -408,9 +408,9 @@ static int l_gp_predict(lua_State *L)
     }
     double *mu = scratch(L, (size_t)m), *var = scratch(L, (size_t)m);
     double *cov = want_cov ? scratch(L, (size_t)m * m) : NULL;
-    int threads = bo_blas_serial_begin();
+    int threads = blas_serial_begin();
     int rc = gp_predict(g, m, Xs, mu, var, cov);
-    bo_blas_serial_end(threads);
+    blas_serial_end(threads);
     if (rc != 0)
         return lb_lib_error(L);
     push_numbers(L, mu, m);
@@ -473,9 +473,9 @@ static int l_gp_acquisition(lua_State *L)
         o.nei_samples = (int)lb_opt_integer(L, 3, "gp:acquisition", "samples", o.nei_samples);
         seed = (uint64_t)lb_opt_integer(L, 3, "gp:acquisition", "seed", (lua_Integer)seed);
     }
-    int threads = bo_blas_serial_begin();
+    int threads = blas_serial_begin();
     acq *a = acq_new(g, kind, &o, seed);
-    bo_blas_serial_end(threads);
+    blas_serial_end(threads);
     if (!a)
         return lb_lib_error(L);
     lua_createtable(L, m, 0);

@@ -45,10 +45,12 @@ typedef struct step {
 /* Weights, biases and statistics in the layout a primitive chose, kept across plans and networks.
  * An entry is keyed by its slot, the ids of the tensors it was made from and its layout: plans of
  * other batch sizes, and candidates that share a layer with their reference, reuse it. Plans hold
- * references; entries that no plan holds stay for later plans until they pass FIXED_IDLE_BYTES,
- * the least recently used going first. */
+ * references; entries that no plan holds stay for later plans until they pass FIXED_IDLE_BYTES or
+ * FIXED_IDLE_ENTRIES, the least recently used going first (the count bounds the lookups: a search
+ * leaves behind the entries of every candidate it has freed, which never match again). */
 #define FIXED_KEY 7 /* slot, weight, bias, and the batch norm's gamma, beta, mean and variance */
 #define FIXED_IDLE_BYTES ((size_t)1 << 30)
+#define FIXED_IDLE_ENTRIES 256
 
 typedef struct fixed {
     uint64_t key[FIXED_KEY];
@@ -121,19 +123,20 @@ struct nn_exec {
     plan *plans[MAX_PLANS]; /* most recently used first */
 };
 
-/* Drops the least recently used entries no plan holds until those left fit FIXED_IDLE_BYTES. */
+/* Drops the least recently used entries no plan holds until those left fit the idle limits. */
 static void fixed_trim(void)
 {
     for (;;) {
         size_t idle = 0;
-        int oldest = -1;
+        int oldest = -1, nidle = 0;
         for (int i = 0; i < nfixed; i++)
             if (fixed_cache[i]->refs == 0) {
                 idle += fixed_cache[i]->bytes;
+                nidle++;
                 if (oldest < 0 || fixed_cache[i]->used < fixed_cache[oldest]->used)
                     oldest = i;
             }
-        if (idle <= FIXED_IDLE_BYTES)
+        if (idle <= FIXED_IDLE_BYTES && nidle <= FIXED_IDLE_ENTRIES)
             return;
         dnnl_memory_destroy(fixed_cache[oldest]->mem);
         free(fixed_cache[oldest]);

@@ -1,8 +1,8 @@
-#include "bo/bo_blas.h"
+#include "core/blas_serial.h"
 
 #include <cblas.h>
 
-int bo_blas_serial_begin(void)
+int blas_serial_begin(void)
 {
     int previous = openblas_get_num_threads();
     if (previous != 1)
@@ -10,7 +10,7 @@ int bo_blas_serial_begin(void)
     return previous;
 }
 
-void bo_blas_serial_end(int previous)
+void blas_serial_end(int previous)
 {
     if (previous != 1)
         openblas_set_num_threads(previous);
