@@ -1,7 +1,9 @@
 # Writes OUT with the engine version and git commit, touching it only when the text changes.
 execute_process(COMMAND git -C ${SRC} rev-parse --short=12 HEAD
   OUTPUT_VARIABLE commit OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-execute_process(COMMAND git -C ${SRC} status --porcelain --untracked-files=no
+# "-dirty" when what the binary is built from differs from the commit (not results or docs, which
+# training runs rewrite while the same binary keeps running experiments)
+execute_process(COMMAND git -C ${SRC} status --porcelain --untracked-files=no -- engine CMakeLists.txt scripts/version.cmake scripts/embed.cmake
   OUTPUT_VARIABLE dirty OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
 if(NOT commit)
   set(commit "unknown")
