@@ -52,13 +52,7 @@ static int allocate(nn_backprop *p)
         size_t need = dnnl_memory_desc_get_size(&v->md);
         int best = -1;
         if (!v->pinned)
-            for (int b = 0; b < p->nbuffers; b++) {
-                if (holder_last[b] >= v->def)
-                    continue;
-                if (best < 0 || (size[b] >= need && (size[best] < need || size[b] < size[best])) ||
-                    (size[best] < need && size[b] > size[best]))
-                    best = b;
-            }
+            best = dn_best_buffer(holder_last, size, p->nbuffers, v->def, need);
         if (best < 0) {
             best = p->nbuffers++;
             size[best] = 0;

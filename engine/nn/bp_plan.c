@@ -6,21 +6,10 @@
 
 #include "core/err.h"
 
-int bp_grow(void **array, int count, size_t elem)
-{
-    if (count != 0 && (count < 8 || (count & (count - 1)) != 0))
-        return 0;
-    void *a = realloc(*array, (size_t)(count ? 2 * count : 8) * elem);
-    if (!a)
-        return err_set("out of memory");
-    *array = a;
-    return 0;
-}
-
 int bp_new_value(nn_backprop *p, const dnnl_memory_desc_t *md)
 {
     dnnl_memory_desc_t copy = *md; /* md may point into the array that grows */
-    if (bp_grow((void **)&p->values, p->nvalues, sizeof *p->values))
+    if (dn_grow((void **)&p->values, p->nvalues, sizeof *p->values))
         return -1;
     value *v = &p->values[p->nvalues];
     memset(v, 0, sizeof *v);
@@ -35,7 +24,7 @@ int bp_get_fixed(nn_backprop *p, int node, int slot, int ndims, const int64_t *d
     for (int i = 0; i < p->nfixed; i++)
         if (p->fixed[i].node == node && p->fixed[i].slot == slot)
             return i;
-    if (bp_grow((void **)&p->fixed, p->nfixed, sizeof *p->fixed))
+    if (dn_grow((void **)&p->fixed, p->nfixed, sizeof *p->fixed))
         return -1;
     dnnl_memory_desc_t md;
     dn_md_plain(&md, ndims, dims);
@@ -49,7 +38,7 @@ int bp_get_fixed(nn_backprop *p, int node, int slot, int ndims, const int64_t *d
 
 step *bp_new_step(nn_backprop *p, step_kind kind, dnnl_primitive_desc_t pd)
 {
-    if (bp_grow((void **)&p->steps, p->nsteps, sizeof *p->steps))
+    if (dn_grow((void **)&p->steps, p->nsteps, sizeof *p->steps))
         return NULL;
     step *s = &p->steps[p->nsteps];
     memset(s, 0, sizeof *s);
@@ -159,7 +148,7 @@ int bp_weights_in(builder *b, int i, const unit *u, const dnnl_memory_desc_t *wa
 
 unit *bp_new_unit(builder *b, int head)
 {
-    if (bp_grow((void **)&b->units, b->nunits, sizeof *b->units))
+    if (dn_grow((void **)&b->units, b->nunits, sizeof *b->units))
         return NULL;
     unit *u = &b->units[b->nunits++];
     memset(u, 0, sizeof *u);

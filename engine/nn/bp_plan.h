@@ -103,8 +103,6 @@ static inline void bp_arg(step *s, int id, int value) { s->args[s->nargs++] = (a
 static inline void bp_arg_fixed(step *s, int id, int f) { s->args[s->nargs++] = (arg){id, -1, f}; }
 static inline const dnnl_memory_desc_t *bp_md(const nn_backprop *p, int v) { return &p->values[v].md; }
 
-/* Makes room for one more element of a growing array. */
-int bp_grow(void **array, int count, size_t elem);
 /* A new value of layout md; its index, or -1. */
 int bp_new_value(nn_backprop *p, const dnnl_memory_desc_t *md);
 /* The fixed memory of (node, slot), created on first use; its index, or -1. */

@@ -1,6 +1,7 @@
 #include "nn/dnnl_util.h"
 
 #include <oneapi/dnnl/dnnl_debug.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -88,4 +89,28 @@ dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *d
         dst = NULL;
     }
     return dst;
+}
+
+int dn_grow(void **array, int count, size_t elem)
+{
+    if (count != 0 && (count < 8 || (count & (count - 1)) != 0))
+        return 0;
+    void *a = realloc(*array, (size_t)(count ? 2 * count : 8) * elem);
+    if (!a)
+        return err_set("out of memory");
+    *array = a;
+    return 0;
+}
+
+int dn_best_buffer(const int *holder_last, const size_t *size, int nbuffers, int def, size_t need)
+{
+    int best = -1;
+    for (int b = 0; b < nbuffers; b++) {
+        if (holder_last[b] >= def)
+            continue;
+        if (best < 0 || (size[b] >= need && (size[best] < need || size[b] < size[best])) ||
+            (size[best] < need && size[b] > size[best]))
+            best = b;
+    }
+    return best;
 }

@@ -1,10 +1,12 @@
 /* dnnl_util: what inference (exec.c) and training (backprop.c) share on oneDNN: the one CPU engine
  * and stream, status checks that record a message, memory descriptors in plain or any layout,
- * post-op attributes and reorders of plain float arrays into a primitive's chosen layout. */
+ * post-op attributes, reorders of plain float arrays into a primitive's chosen layout, and the
+ * bookkeeping of building a plan (growing its arrays, sharing buffers between values). */
 #ifndef BOENGINE_DNNL_UTIL_H
 #define BOENGINE_DNNL_UTIL_H
 
 #include <oneapi/dnnl/dnnl.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The engine and stream every plan uses; valid after dn_init() succeeded. */
@@ -26,5 +28,14 @@ dnnl_primitive_attr_t dn_post_ops_attr(int sum, int relu);
 
 /* A new memory in layout want holding a copy of the plain array data (reordered now). */
 dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *dims, const dnnl_memory_desc_t *want);
+
+/* Makes room for element number count of *array (elements of elem bytes): the capacity is 8, then
+ * doubles at every power of two. -1 with err_set when out of memory. */
+int dn_grow(void **array, int count, size_t elem);
+
+/* The buffer for a value defined at step def that needs need bytes, among nbuffers whose last
+ * readers are holder_last and sizes size: one free by then, the smallest that is large enough,
+ * else the largest; -1 when none is free. */
+int dn_best_buffer(const int *holder_last, const size_t *size, int nbuffers, int def, size_t need);
 
 #endif

@@ -179,21 +179,9 @@ void nn_exec_free(nn_exec *e)
 
 /* ---- building a plan ---------------------------------------------------------------------- */
 
-/* Makes room for one more element: the capacity is 8, then doubles at every power of two. */
-static int grow(void **array, int count, size_t elem)
-{
-    if (count != 0 && (count < 8 || (count & (count - 1)) != 0))
-        return 0;
-    void *a = realloc(*array, (size_t)(count ? 2 * count : 8) * elem);
-    if (!a)
-        return err_set("out of memory");
-    *array = a;
-    return 0;
-}
-
 static int new_value(plan *p, const dnnl_memory_desc_t *md)
 {
-    if (grow((void **)&p->values, p->nvalues, sizeof *p->values))
+    if (dn_grow((void **)&p->values, p->nvalues, sizeof *p->values))
         return -1;
     value *v = &p->values[p->nvalues];
     memset(v, 0, sizeof *v);
@@ -206,7 +194,7 @@ static int new_value(plan *p, const dnnl_memory_desc_t *md)
 
 static step *new_step(plan *p, dnnl_primitive_desc_t pd)
 {
-    if (grow((void **)&p->steps, p->nsteps, sizeof *p->steps))
+    if (dn_grow((void **)&p->steps, p->nsteps, sizeof *p->steps))
         return NULL;
     step *s = &p->steps[p->nsteps];
     memset(s, 0, sizeof *s);
@@ -255,7 +243,7 @@ static int in_layout(plan *p, int v, const dnnl_memory_desc_t *want)
 
 static int hold(plan *p, fixed *f)
 {
-    if (grow((void **)&p->held, p->nheld, sizeof *p->held))
+    if (dn_grow((void **)&p->held, p->nheld, sizeof *p->held))
         return -1;
     p->held[p->nheld++] = f;
     f->refs++;
@@ -281,7 +269,7 @@ static dnnl_memory_t fixed_keep(plan *p, const uint64_t *key, dnnl_memory_t m)
 {
     fixed *f = m ? calloc(1, sizeof *f) : NULL;
     const dnnl_memory_desc_t *md;
-    if (!f || grow((void **)&fixed_cache, nfixed, sizeof *fixed_cache) || hold(p, f)) {
+    if (!f || dn_grow((void **)&fixed_cache, nfixed, sizeof *fixed_cache) || hold(p, f)) {
         if (m)
             dnnl_memory_destroy(m);
         free(f);
@@ -694,13 +682,7 @@ static int allocate(plan *p)
         if (v->inherit >= 0) {
             best = p->values[v->inherit].buffer;
         } else {
-            for (int b = 0; b < p->nbuffers; b++) {
-                if (holder_last[b] >= v->def)
-                    continue;
-                if (best < 0 || (size[b] >= need && (size[best] < need || size[b] < size[best])) ||
-                    (size[best] < need && size[b] > size[best]))
-                    best = b;
-            }
+            best = dn_best_buffer(holder_last, size, p->nbuffers, v->def, need);
             if (best < 0) {
                 best = p->nbuffers++;
                 size[best] = 0;
