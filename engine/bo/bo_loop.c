@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/blas_serial.h"
 #include "bo/bo_qmc.h"
+#include "core/blas_serial.h"
 #include "core/err.h"
 #include "core/rng.h"
 

@@ -8,12 +8,12 @@
 #include <time.h>
 
 #include "bo/acq.h"
-#include "core/blas_serial.h"
 #include "bo/bo_functions.h"
 #include "bo/bo_journal.h"
 #include "bo/bo_loop.h"
 #include "bo/gp.h"
 #include "bo/gp_fit.h"
+#include "core/blas_serial.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/rng.h"
