@@ -9,7 +9,10 @@ local train = data.fashion_mnist{split = "train"}
 local test = data.fashion_mnist{split = "test"}
 local net = nn.resnet{depth = 18, width = 0.25, channels = 1, classes = 10, size = 28, stem = "small", seed = seed}
 
+-- a killed run resumes from its last finished epoch; the checkpoint goes once the model is published
+local checkpoint = "results/models/fmnist_resnet18.ckpt.safetensors"
 local run = nn.train{
+  checkpoint = checkpoint,
   net = net, data = train, test = test, seed = seed,
   epochs = epochs, batch = 128,
   lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 5e-4,
@@ -17,3 +20,4 @@ local run = nn.train{
   augment = {crop = 2, flip = true},
 }
 nn.publish{net = net, name = "fmnist_resnet18", test = test, run = run}
+os.remove(checkpoint)

@@ -10,7 +10,10 @@ local test = data.fashion_mnist{split = "test"}
 local net = nn.vgg{depth = 11, batchnorm = true, width = 0.5, channels = 1, classes = 10, size = 28,
                    stem = "small", head = "small", dropout = 0.25, seed = seed}
 
+-- a killed run resumes from its last finished epoch; the checkpoint goes once the model is published
+local checkpoint = "results/models/fmnist_vgg11_bn.ckpt.safetensors"
 local run = nn.train{
+  checkpoint = checkpoint,
   net = net, data = train, test = test, seed = seed,
   epochs = epochs, batch = 128,
   lr = 0.05, momentum = 0.9, nesterov = true, weight_decay = 5e-4,
@@ -18,3 +21,4 @@ local run = nn.train{
   augment = {crop = 2, flip = true},
 }
 nn.publish{net = net, name = "fmnist_vgg11_bn", test = test, run = run}
+os.remove(checkpoint)

@@ -207,7 +207,8 @@ static int l_train(lua_State *L)
 {
     static const char *const keys[] = {"net", "data", "epochs", "batch", "lr", "lr_min", "momentum",
                                        "weight_decay", "nesterov", "schedule", "warmup", "augment", "seed",
-                                       "subset", "test", "test_every", "loss", "teacher", "callback", NULL};
+                                       "subset", "test", "test_every", "loss", "teacher", "callback", "checkpoint",
+                                       NULL};
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     lb_check_keys(L, 1, WHAT, keys, 0);
@@ -229,6 +230,7 @@ static int l_train(lua_State *L)
     o.seed = (uint64_t)lb_opt_integer(L, 1, WHAT, "seed", (lua_Integer)lb_default_seed(L));
     o.subset = lb_opt_integer(L, 1, WHAT, "subset", 0);
     o.test_every = (int)lb_opt_integer(L, 1, WHAT, "test_every", 1);
+    o.checkpoint = lb_opt_string(L, 1, WHAT, "checkpoint", NULL);
     read_schedule(L, &o.schedule);
     read_augment(L, &o);
     callbacks cb = {.L = L};

@@ -6,7 +6,8 @@
 #include "core/err.h"
 
 struct nn_sgd {
-    int count, steps;
+    int count;
+    int64_t steps;
     nn_sgd_opts o;
     tensor **params, **grads, **velocity;
 };
@@ -72,3 +73,8 @@ void nn_sgd_step(nn_sgd *s, double lr)
     }
     s->steps++;
 }
+
+int nn_sgd_count(const nn_sgd *s) { return s->count; }
+int64_t nn_sgd_steps(const nn_sgd *s) { return s->steps; }
+void nn_sgd_set_steps(nn_sgd *s, int64_t steps) { s->steps = steps; }
+tensor *nn_sgd_velocity(const nn_sgd *s, int i) { return s->velocity[i]; }

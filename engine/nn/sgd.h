@@ -21,4 +21,11 @@ void nn_sgd_free(nn_sgd *s);
 /* One update of every parameter from its gradient, with learning rate lr. */
 void nn_sgd_step(nn_sgd *s, double lr);
 
+/* The state a checkpoint keeps: the number of parameters, the steps taken, and the velocity of
+ * parameter i (NULL without momentum), which the caller may overwrite. */
+int nn_sgd_count(const nn_sgd *s);
+int64_t nn_sgd_steps(const nn_sgd *s);
+void nn_sgd_set_steps(nn_sgd *s, int64_t steps);
+tensor *nn_sgd_velocity(const nn_sgd *s, int i);
+
 #endif

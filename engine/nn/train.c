@@ -1,5 +1,6 @@
 #include "nn/train.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include "core/rng.h"
 #include "nn/augment.h"
 #include "nn/backprop.h"
+#include "nn/checkpoint.h"
+#include "nn/edit.h"
 #include "nn/exec.h"
 #include "nn/sgd.h"
 
@@ -113,6 +116,7 @@ typedef struct run {
     int *labels;
     float *grad, *fill;
     rng *shuffle, *augment;
+    nn_epoch_stats *stats; /* of every epoch so far, for the checkpoint */
 } run;
 
 static void run_free(run *r)
@@ -130,6 +134,25 @@ static void run_free(run *r)
     free(r->fill);
     rng_free(r->shuffle);
     rng_free(r->augment);
+    free(r->stats);
+}
+
+/* What makes two runs the same run: a checkpoint resumes only the run that wrote it (the network
+ * itself is checked against the checkpoint's tensors). */
+static void fingerprint(const dataset *train, const nn_train_opts *o, char *buf, size_t size)
+{
+    const nn_schedule *s = &o->schedule;
+    int len = snprintf(buf, size,
+                       "seed %" PRIu64 ", %d epochs of %d from %lld examples (subset %lld), lr %g "
+                       "(min %g, schedule %d, step %d, gamma %g, warm-up %g, milestones",
+                       o->seed, o->epochs, o->batch, (long long)ds_size(train), (long long)o->subset, s->lr,
+                       s->lr_min, (int)s->kind, s->step, s->gamma, s->warmup);
+    for (int i = 0; i < s->nmilestones && len > 0 && (size_t)len < size; i++)
+        len += snprintf(buf + len, size - (size_t)len, " %d", s->milestones[i]);
+    if (len > 0 && (size_t)len < size)
+        snprintf(buf + len, size - (size_t)len, "), momentum %g%s, weight decay %g, crop %d, flip %d, loss %s",
+                 o->momentum, o->nesterov ? " nesterov" : "", o->weight_decay, o->crop, o->flip,
+                 o->loss_fn ? "custom" : o->loss == NN_LOSS_DISTILL ? "distill" : "cross-entropy");
 }
 
 /* The optimizer over every parameter that has a gradient (running statistics excluded). */
@@ -188,7 +211,7 @@ static double batch_loss(run *r, const nn_train_opts *o, const float *y, int64_t
 int nn_train(nn_net *net, const dataset *train, const nn_train_opts *o)
 {
     int64_t steps, chw[3];
-    if (check_opts(net, train, o, &steps) != 0)
+    if (check_opts(net, train, o, &steps) != 0 || nn_own(net) != 0) /* shared tensors stay their owner's */
         return -1;
     ds_example_shape(train, chw);
     int c = (int)chw[0], h = (int)chw[1], w = (int)chw[2];
@@ -229,11 +252,33 @@ int nn_train(nn_net *net, const dataset *train, const nn_train_opts *o)
         for (int64_t i = 0; i < n; i++)
             r.pool[i] = i;
     }
+    int first = 1, stopped = 0;
+    double total_seconds = 0;
+    char print[512];
+    if (!(r.stats = calloc((size_t)o->epochs, sizeof *r.stats))) {
+        err_set("out of memory");
+        goto done;
+    }
+    if (o->checkpoint) {
+        int got, restored = 0;
+        fingerprint(train, o, print, sizeof print);
+        if ((got = nn_checkpoint_load(o->checkpoint, net, r.sgd, print, o->epochs, &restored, r.stats)) < 0) {
+            err_prefix("train");
+            goto done;
+        }
+        if (got)
+            log_info("train: resuming from %s after epoch %d of %d", o->checkpoint, restored, o->epochs);
+        for (int e = 0; e < restored && !stopped; e++) { /* the caller sees every epoch, as in one run */
+            total_seconds += r.stats[e].seconds;
+            if (o->on_epoch && (stopped = o->on_epoch(o->ctx, &r.stats[e])) < 0)
+                goto done;
+        }
+        first = restored + 1;
+    }
     nn_augment aug = {o->crop, o->flip, r.fill};
     progress p;
-    progress_start(&p, "train", (int64_t)o->epochs * steps);
-    double total_seconds = 0;
-    for (int epoch = 1; epoch <= o->epochs; epoch++) {
+    progress_start(&p, "train", (int64_t)(o->epochs - first + 1) * steps);
+    for (int epoch = first; epoch <= o->epochs && !stopped; epoch++) {
         uint64_t base = (uint64_t)(epoch - 1) * STREAMS_PER_EPOCH;
         rng_free(r.shuffle);
         rng_free(r.augment);
@@ -272,7 +317,7 @@ int nn_train(nn_net *net, const dataset *train, const nn_train_opts *o)
             snprintf(extra, sizeof extra, "epoch %d/%d loss %.4f acc %.4f %.0f img/s", epoch, o->epochs,
                      loss_sum / (double)(step + 1), (double)correct / (double)((step + 1) * batch),
                      elapsed > 0 ? (double)((step + 1) * batch) / elapsed : 0.0);
-            progress_update(&p, (int64_t)global + 1, extra);
+            progress_update(&p, (int64_t)global + 1 - (int64_t)(first - 1) * steps, extra);
         }
         nn_epoch_stats s = {.epoch = epoch, .steps = steps, .lr = lr, .test_accuracy = NAN};
         s.seconds = now_seconds() - start;
@@ -287,6 +332,11 @@ int nn_train(nn_net *net, const dataset *train, const nn_train_opts *o)
                 err_prefix("train: evaluating %s", ds_name(o->test));
                 goto done;
             }
+        }
+        r.stats[epoch - 1] = s;
+        if (o->checkpoint && nn_checkpoint_save(o->checkpoint, net, r.sgd, print, epoch, r.stats) != 0) {
+            err_prefix("train: checkpoint");
+            goto done;
         }
         char test[48] = "";
         if (!isnan(s.test_accuracy))

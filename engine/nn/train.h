@@ -50,14 +50,18 @@ typedef struct nn_train_opts {
     int test_every;
     nn_epoch_fn on_epoch;
     void *ctx;
+    const char *checkpoint;  /* saved after every epoch, resumed from when it exists (checkpoint.h) */
 } nn_train_opts;
 
 /* 10 epochs of 128, SGD lr 0.1, momentum 0.9, weight decay 5e-4, cosine schedule, no augmentation,
  * seed 1, cross-entropy, test every epoch. */
 void nn_train_defaults(nn_train_opts *o);
 
-/* Trains net on train; the statistics of each epoch go to o->on_epoch. -1 with err_set on bad
- * options, a network that does not fit the data, or a failing callback. */
+/* Trains net on train; the statistics of each epoch go to o->on_epoch (those of the epochs a
+ * checkpoint restored first). Parameters net shares with another network are copied first, so
+ * that training a compressed candidate leaves its reference alone. -1 with err_set on bad
+ * options, a network that does not fit the data, a checkpoint of another run, or a failing
+ * callback. */
 int nn_train(nn_net *net, const dataset *train, const nn_train_opts *o);
 
 /* Top-1 accuracy of net (inference plans) on the whole dataset, batch examples at a time. NaN with

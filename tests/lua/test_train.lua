@@ -113,6 +113,64 @@ tap.dies("metadata key boengine.arch is written by the engine", "the engine's ow
          net.save, net, path, {["boengine.arch"] = "x"})
 os.remove(path)
 
+-- checkpoints: a run killed after an epoch and started again ends with the uninterrupted run's
+-- weights and statistics (a child process exits inside the callback right after epoch 2 is saved)
+local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
+local child = dir .. "/child.lua"
+local f = assert(io.open(child, "w"))
+f:write([[
+local ckpt, die = arg[1], tonumber(arg[2])
+local net = nn.vgg{depth = 11, batchnorm = true, width = 0.0625, channels = 1, classes = 10, size = 28,
+                   stem = "small", head = "small", dropout = 0.3, seed = 1}
+local run = nn.train{net = net, data = data.fashion_mnist{split = "train"}, subset = 192, batch = 32, epochs = 3,
+                     lr = 0.05, seed = 4, augment = {crop = 2, flip = true}, momentum = 0.9, nesterov = true,
+                     schedule = "cosine", checkpoint = ckpt,
+                     callback = function(e) if e == die then os.exit(3) end end}
+net:save(arg[3])
+for e = 1, #run do io.write(string.format("%a ", run[e].loss)) end
+]])
+f:close()
+local bin = tap.boengine()
+local once, resumed = dir .. "/once.safetensors", dir .. "/resumed.safetensors"
+local ok1, out1 = tap.run(bin .. " --threads 2 " .. child .. " " .. dir .. "/a.ckpt 0 " .. once)
+local killed = tap.run(bin .. " --threads 2 " .. child .. " " .. dir .. "/b.ckpt 2 " .. resumed)
+local ok2, out2, err2 = tap.run(bin .. " --threads 2 " .. child .. " " .. dir .. "/b.ckpt 0 " .. resumed)
+tap.ok(ok1 and not killed and ok2, "an uninterrupted run, a run killed after epoch 2, its restart")
+tap.ok(err2:find("resuming from " .. dir .. "/b.ckpt after epoch 2 of 3", 1, true), "the restart says where it resumes")
+tap.ok(out1 ~= "" and out2 == out1, "the resumed run reports every epoch's loss, as the uninterrupted one")
+local wa, wb = nn.load(once), nn.load(resumed)
+tap.ok(same_params(wa, wb), "the resumed run ends with the uninterrupted run's weights, bit for bit")
+local again = nn.vgg{depth = 11, batchnorm = true, width = 0.0625, channels = 1, classes = 10, size = 28,
+                     stem = "small", head = "small", dropout = 0.3, seed = 1}
+local done = nn.train{net = again, data = train, subset = 192, batch = 32, epochs = 3, lr = 0.05, seed = 4,
+                      augment = {crop = 2, flip = true}, momentum = 0.9, nesterov = true, checkpoint = dir .. "/a.ckpt"}
+tap.ok(#done == 3 and same_params(again, wa), "a finished checkpoint returns its statistics and weights at once")
+tap.dies("a.ckpt: a checkpoint of another run (its options: seed 4, 3 epochs of 32", "a checkpoint of other options is refused",
+         nn.train, {net = again, data = train, subset = 192, batch = 32, epochs = 3, lr = 0.1, seed = 4,
+                    checkpoint = dir .. "/a.ckpt"})
+tap.dies("a.ckpt: parameter features.0.weight is missing or of another shape", "a checkpoint of another network is refused",
+         nn.train, {net = nn.vgg{depth = 11, batchnorm = true, width = 0.125, channels = 1, classes = 10, size = 28,
+                                 stem = "small", head = "small", dropout = 0.3, seed = 1},
+                    data = train, subset = 192, batch = 32, epochs = 3, lr = 0.05, seed = 4,
+                    augment = {crop = 2, flip = true}, momentum = 0.9, nesterov = true, checkpoint = dir .. "/a.ckpt"})
+os.execute("rm -rf " .. dir)
+
+-- training a compressed candidate (distillation towards its reference) leaves the reference alone:
+-- the candidate shares the layers it does not compress with it until they are trained
+local teacher = nn.vgg{depth = 11, batchnorm = true, width = 0.0625, channels = 1, classes = 10, size = 28,
+                       stem = "small", head = "small", seed = 2}
+local x8 = train:sample(8, 3)
+local y_before = teacher:forward(x8)
+local snapshot = teacher:params()
+local vh = compress.vh{net = teacher, layers = "features.4", bounds = {0.5, 0.5}}
+local student = compress.apply(teacher, vh, {0.5})
+nn.train{net = student, data = train, subset = 128, batch = 32, epochs = 1, lr = 0.01, loss = "distill", teacher = teacher}
+local unchanged = true
+for name, t in pairs(teacher:params()) do unchanged = unchanged and t:rel_error(snapshot[name]) == 0 end
+tap.ok(unchanged and teacher:forward(x8):rel_error(y_before) == 0, "the reference keeps its weights and outputs")
+tap.ok(student:params()["classifier.0.weight"]:rel_error(snapshot["classifier.0.weight"]) > 0,
+       "the candidate's shared layers trained on copies")
+
 -- bad options: one clear message each
 local function bad(pattern, opts, what)
   opts.net = opts.net == nil and nn.mlp{784, 8, 10} or opts.net or nil
