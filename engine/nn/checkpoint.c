@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "io/safetensors.h"
@@ -140,8 +141,21 @@ int nn_checkpoint_load(const char *path, nn_net *net, nn_sgd *sgd, const char *f
                        int *epochs_done, nn_epoch_stats *stats)
 {
     struct stat sb;
-    if (stat(path, &sb) != 0)
-        return errno == ENOENT ? 0 : err_set("%s: %s", path, strerror(errno));
+    if (stat(path, &sb) != 0) {
+        if (errno != ENOENT)
+            return err_set("%s: %s", path, strerror(errno));
+        /* a first run: fail now, not after an epoch of training, if the file cannot be written */
+        char *dir = strdup(path);
+        const char *slash = dir ? strrchr(dir, '/') : NULL;
+        if (dir && slash)
+            dir[slash == dir ? 1 : slash - dir] = '\0';
+        int rc = !dir ? err_set("out of memory")
+                 : access(slash ? dir : ".", W_OK) != 0
+                     ? err_set("%s: cannot write a checkpoint there (%s)", path, strerror(errno))
+                     : 0;
+        free(dir);
+        return rc;
+    }
     st_file *f = st_read(path);
     if (!f)
         return -1;

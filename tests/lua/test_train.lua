@@ -153,6 +153,8 @@ tap.dies("a.ckpt: parameter features.0.weight is missing or of another shape", "
                                  stem = "small", head = "small", dropout = 0.3, seed = 1},
                     data = train, subset = 192, batch = 32, epochs = 3, lr = 0.05, seed = 4,
                     augment = {crop = 2, flip = true}, momentum = 0.9, nesterov = true, checkpoint = dir .. "/a.ckpt"})
+tap.dies("/no/such/dir/x.ckpt: cannot write a checkpoint there", "an unwritable checkpoint is refused before training",
+         nn.train, {net = nn.mlp{784, 8, 10}, data = train, subset = 64, batch = 32, checkpoint = "/no/such/dir/x.ckpt"})
 os.execute("rm -rf " .. dir)
 
 -- training a compressed candidate (distillation towards its reference) leaves the reference alone:
