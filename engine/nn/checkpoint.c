@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +11,42 @@
 #include "core/err.h"
 #include "io/safetensors.h"
 
-#define VELOCITY "sgd.velocity."
 #define STAT_KEY "train.epoch."
+#define SLOT 160 /* bytes of one metadata key or value */
+
+/* The network's parameters by name, running statistics included. */
+typedef struct params {
+    int count;
+    char **names;
+    tensor **tensors;
+} params;
+
+static void params_free(params *p)
+{
+    for (int i = 0; p->names && i < p->count; i++)
+        free(p->names[i]);
+    free(p->names);
+    free(p->tensors);
+}
+
+/* extra more slots are left at the end of both arrays, for the optimizer's state */
+static int params_of(const nn_net *net, int extra, params *p)
+{
+    p->count = nn_param_list(net, NULL, NULL);
+    p->names = calloc((size_t)(p->count + extra + 1), sizeof *p->names);
+    p->tensors = calloc((size_t)(p->count + extra + 1), sizeof *p->tensors);
+    if (!p->names || !p->tensors) {
+        params_free(p);
+        return err_set("out of memory");
+    }
+    if (nn_param_list(net, p->names, p->tensors) < 0) {
+        params_free(p);
+        return -1;
+    }
+    return 0;
+}
+
+static void velocity_name(int i, char *buf, size_t size) { snprintf(buf, size, "sgd.velocity.%d", i); }
 
 /* One epoch's statistics as a metadata value, and back; %a keeps every bit of the doubles. */
 static void stats_format(const nn_epoch_stats *s, char *buf, size_t size)
@@ -44,55 +77,46 @@ static int stats_parse(const char *text, int epoch, nn_epoch_stats *s)
 int nn_checkpoint_save(const char *path, const nn_net *net, const nn_sgd *sgd, const char *fingerprint,
                        int epochs_done, const nn_epoch_stats *stats)
 {
-    int nparams = nn_param_list(net, NULL, NULL), nsgd = nn_sgd_count(sgd);
-    int count = nparams + nsgd, nmeta = 3 + epochs_done, rc = -1;
-    char **names = calloc((size_t)count + 1, sizeof *names);
-    tensor **tensors = calloc((size_t)count + 1, sizeof *tensors);
+    int nsgd = nn_sgd_count(sgd), nmeta = 3 + epochs_done, rc = -1;
+    params p;
+    if (params_of(net, nsgd, &p) != 0)
+        return -1;
+    int n = p.count;
     st_meta *meta = calloc((size_t)nmeta, sizeof *meta);
-    char *text = calloc((size_t)epochs_done + 2, 2 * 160);
-    if (!names || !tensors || !meta || !text) {
+    char *text = calloc((size_t)(2 * epochs_done + 2 + nsgd), SLOT);
+    if (!meta || !text) {
         err_set("out of memory");
         goto done;
     }
-    if (nn_param_list(net, names, tensors) < 0)
-        goto done;
-    int n = nparams;
-    for (int i = 0; i < nsgd; i++) {
-        tensor *v = nn_sgd_velocity(sgd, i);
-        if (!v)
-            continue;
-        if (!(names[n] = malloc(sizeof VELOCITY + 12))) {
-            err_set("out of memory");
-            goto done;
-        }
-        snprintf(names[n], sizeof VELOCITY + 12, VELOCITY "%d", i);
-        tensors[n++] = v;
-    }
     char *t = text;
-    snprintf(t, 160, "%d", epochs_done);
+    for (int i = 0; i < nsgd; i++) /* the names live in text: params_free frees only the network's */
+        if ((p.tensors[n] = nn_sgd_velocity(sgd, i))) {
+            velocity_name(i, t, SLOT);
+            p.names[n++] = t;
+            t += SLOT;
+        }
+    snprintf(t, SLOT, "%d", epochs_done);
     meta[0] = (st_meta){"train.epochs_done", t};
-    snprintf(t += 160, 160, "%" PRId64, nn_sgd_steps(sgd));
+    snprintf(t += SLOT, SLOT, "%" PRId64, nn_sgd_steps(sgd));
     meta[1] = (st_meta){"train.sgd_steps", t};
     meta[2] = (st_meta){"train.fingerprint", fingerprint};
     for (int e = 0; e < epochs_done; e++) {
-        char *key = t += 160, *value = t += 160;
-        snprintf(key, 160, STAT_KEY "%d", e + 1);
-        stats_format(&stats[e], value, 160);
+        char *key = t += SLOT, *value = t += SLOT;
+        snprintf(key, SLOT, STAT_KEY "%d", e + 1);
+        stats_format(&stats[e], value, SLOT);
         meta[3 + e] = (st_meta){key, value};
     }
-    rc = st_write(path, n, (const char *const *)names, (const tensor *const *)tensors, nmeta, meta);
+    rc = st_write(path, n, (const char *const *)p.names, (const tensor *const *)p.tensors, nmeta, meta);
 done:
-    for (int i = 0; names && i < count; i++)
-        free(names[i]);
-    free(names);
-    free(tensors);
+    params_free(&p);
     free(meta);
     free(text);
     return rc;
 }
 
-/* Checks that f fits net and sgd, reading epochs_done and the statistics; nothing is changed yet. */
-static int check(const char *path, const st_file *f, const nn_net *net, const nn_sgd *sgd, const char *fingerprint,
+/* Checks that f belongs to this run and fits the network and optimizer, reading epochs_done and
+ * the statistics; nothing is changed yet. */
+static int check(const char *path, const st_file *f, const params *p, const nn_sgd *sgd, const char *fingerprint,
                  int max_epochs, int *epochs_done, nn_epoch_stats *stats)
 {
     const char *fp = st_meta_get(f, "train.fingerprint"), *done = st_meta_get(f, "train.epochs_done");
@@ -113,27 +137,34 @@ static int check(const char *path, const st_file *f, const nn_net *net, const nn
         if (!v || stats_parse(v, i + 1, &stats[i]) != 0)
             return err_set("%s: the statistics of epoch %d are missing or malformed", path, i + 1);
     }
-    int n = nn_param_list(net, NULL, NULL);
-    tensor **mine = malloc((size_t)(n + 1) * sizeof *mine);
-    char **names = calloc((size_t)n + 1, sizeof *names);
-    int rc = !mine || !names ? err_set("out of memory") : nn_param_list(net, names, mine) < 0 ? -1 : 0;
-    for (int i = 0; rc == 0 && i < n; i++) {
-        tensor *t = st_find(f, names[i]);
-        if (!t || !tensor_same_shape(t, mine[i]))
-            rc = err_set("%s: parameter %s is missing or of another shape", path, names[i]);
+    for (int i = 0; i < p->count; i++) {
+        const tensor *t = st_find(f, p->names[i]);
+        if (!t || !tensor_same_shape(t, p->tensors[i]))
+            return err_set("%s: parameter %s is missing or of another shape", path, p->names[i]);
     }
-    for (int i = 0; names && i < n; i++)
-        free(names[i]);
-    free(names);
-    free(mine);
-    for (int i = 0; rc == 0 && i < nn_sgd_count(sgd); i++) {
-        tensor *v = nn_sgd_velocity(sgd, i);
-        char name[sizeof VELOCITY + 12];
-        snprintf(name, sizeof name, VELOCITY "%d", i);
-        tensor *t = st_find(f, name);
-        if (v && (!t || !tensor_same_shape(t, v)))
-            rc = err_set("%s: optimizer state %s is missing or of another shape", path, name);
+    for (int i = 0; i < nn_sgd_count(sgd); i++) {
+        const tensor *v = nn_sgd_velocity(sgd, i), *t;
+        char name[32];
+        velocity_name(i, name, sizeof name);
+        if (v && (!(t = st_find(f, name)) || !tensor_same_shape(t, v)))
+            return err_set("%s: optimizer state %s is missing or of another shape", path, name);
     }
+    return 0;
+}
+
+/* A first run: fails now, not after an epoch of training, when path cannot be written. */
+static int writable(const char *path)
+{
+    char *dir = strdup(path);
+    if (!dir)
+        return err_set("out of memory");
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[slash == dir ? 1 : 0] = '\0';
+    int rc = access(slash ? dir : ".", W_OK) != 0 ? err_set("%s: cannot write a checkpoint there (%s)", path,
+                                                            strerror(errno))
+                                                  : 0;
+    free(dir);
     return rc;
 }
 
@@ -141,47 +172,30 @@ int nn_checkpoint_load(const char *path, nn_net *net, nn_sgd *sgd, const char *f
                        int *epochs_done, nn_epoch_stats *stats)
 {
     struct stat sb;
-    if (stat(path, &sb) != 0) {
-        if (errno != ENOENT)
-            return err_set("%s: %s", path, strerror(errno));
-        /* a first run: fail now, not after an epoch of training, if the file cannot be written */
-        char *dir = strdup(path);
-        const char *slash = dir ? strrchr(dir, '/') : NULL;
-        if (dir && slash)
-            dir[slash == dir ? 1 : slash - dir] = '\0';
-        int rc = !dir ? err_set("out of memory")
-                 : access(slash ? dir : ".", W_OK) != 0
-                     ? err_set("%s: cannot write a checkpoint there (%s)", path, strerror(errno))
-                     : 0;
-        free(dir);
-        return rc;
-    }
+    if (stat(path, &sb) != 0)
+        return errno == ENOENT ? writable(path) : err_set("%s: %s", path, strerror(errno));
     st_file *f = st_read(path);
-    if (!f)
+    params p;
+    if (!f || params_of(net, 0, &p) != 0) {
+        st_file_free(f);
         return -1;
-    int rc = check(path, f, net, sgd, fingerprint, max_epochs, epochs_done, stats);
-    if (rc == 0) { /* everything fits: copy */
-        int n = nn_param_list(net, NULL, NULL);
-        tensor **mine = malloc((size_t)(n + 1) * sizeof *mine);
-        char **names = calloc((size_t)n + 1, sizeof *names);
-        rc = !mine || !names ? err_set("out of memory") : nn_param_list(net, names, mine) < 0 ? -1 : 1;
-        for (int i = 0; rc == 1 && i < n; i++)
-            memcpy(mine[i]->data, st_find(f, names[i])->data, (size_t)mine[i]->numel * sizeof *mine[i]->data);
-        for (int i = 0; rc == 1 && i < nn_sgd_count(sgd); i++) {
-            tensor *v = nn_sgd_velocity(sgd, i);
-            char name[sizeof VELOCITY + 12];
-            snprintf(name, sizeof name, VELOCITY "%d", i);
-            if (v)
-                memcpy(v->data, st_find(f, name)->data, (size_t)v->numel * sizeof *v->data);
-        }
-        if (rc == 1)
-            nn_sgd_set_steps(sgd, strtoll(st_meta_get(f, "train.sgd_steps"), NULL, 10));
-        for (int i = 0; names && i < n; i++)
-            free(names[i]);
-        free(names);
-        free(mine);
-        nn_invalidate(net); /* the parameters changed in place */
     }
+    int rc = check(path, f, &p, sgd, fingerprint, max_epochs, epochs_done, stats);
+    if (rc == 0) { /* everything fits: copy */
+        for (int i = 0; i < p.count; i++)
+            memcpy(p.tensors[i]->data, st_find(f, p.names[i])->data, (size_t)p.tensors[i]->numel * sizeof(float));
+        for (int i = 0; i < nn_sgd_count(sgd); i++) {
+            tensor *v = nn_sgd_velocity(sgd, i);
+            char name[32];
+            velocity_name(i, name, sizeof name);
+            if (v)
+                memcpy(v->data, st_find(f, name)->data, (size_t)v->numel * sizeof(float));
+        }
+        nn_sgd_set_steps(sgd, strtoll(st_meta_get(f, "train.sgd_steps"), NULL, 10));
+        nn_invalidate(net); /* the parameters changed in place */
+        rc = 1;
+    }
+    params_free(&p);
     st_file_free(f);
     return rc;
 }
