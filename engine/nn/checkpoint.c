@@ -29,7 +29,7 @@ static void params_free(params *p)
     free(p->tensors);
 }
 
-/* extra more slots are left at the end of both arrays, for the optimizer's state */
+/* Lists them, leaving extra empty entries at the end of both arrays (for the optimizer's state). */
 static int params_of(const nn_net *net, int extra, params *p)
 {
     p->count = nn_param_list(net, NULL, NULL);
