@@ -8,6 +8,7 @@
 
 #include "core/err.h"
 #include "core/rng.h"
+#include "graph.h"
 #include "io/safetensors.h"
 #include "nn/backprop.h"
 #include "nn/build.h"
@@ -22,19 +23,6 @@ static void randomize(float *x, int64_t n, double lo, double hi)
 {
     for (int64_t i = 0; i < n; i++)
         x[i] = (float)(lo + (hi - lo) * rng_uniform(r));
-}
-
-static int add(nn_net *net, nn_node n)
-{
-    if (!n.name)
-        n.name = "";
-    if (n.op == NN_CONV && !n.groups)
-        n.groups = 1;
-    if (!n.eps)
-        n.eps = 1e-5f;
-    if (n.in[1] == 0 && n.op != NN_ADD)
-        n.in[1] = -2;
-    return nn_add(net, &n);
 }
 
 /* Parameters drawn at random (batch-norm scales away from zero), the graph's shapes from size. */
@@ -186,12 +174,12 @@ static void test_conv(void)
                         .sh = rand_int(1, 2), .sw = rand_int(1, 2), .ph = rand_int(0, k / 2), .groups = groups,
                         .has_bias = t % 3 != 0};
         nn_net *net = nn_net_new(c, h, 1);
-        int last = add(net, conv);
+        int last = graph_add(net, conv);
         int bn = t % 4 >= 2, relu = t % 2;
         if (bn)
-            last = add(net, (nn_node){.op = NN_BATCHNORM, .in = {last}});
+            last = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {last}});
         if (relu)
-            last = add(net, (nn_node){.op = NN_RELU, .in = {last}});
+            last = graph_add(net, (nn_node){.op = NN_RELU, .in = {last}});
         char what[160];
         snprintf(what, sizeof what, "conv %dx%d/%dx%d pad %d groups %d, %d→%d on %dx%d%s%s%s", conv.kh, conv.kw,
                  conv.sh, conv.sw, conv.ph, groups, c, conv.out, h, w, conv.has_bias ? " +bias" : "",
@@ -200,20 +188,20 @@ static void test_conv(void)
     }
     /* a convolution reading another one: backward data in the blocked layouts between them */
     nn_net *net = nn_net_new(3, 7, 1);
-    int a = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 16, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 16, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
                                .ph = 1, .pw = 1, .has_bias = 1});
-    a = add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    a = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 20, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1});
-    a = add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    add(net, (nn_node){.op = NN_RELU, .in = {a}});
+    a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 20, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1});
+    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
+    graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
     check_grads(finish(net), 3, 3, 7, 7, "conv+relu → conv+bn+relu, 16 and 20 channels");
     /* tiny spatial sizes with blocked channels, as deep in a VGG on 28x28 */
     static const int tiny[][3] = {{2, 32, 32}, {1, 32, 32}, {3, 16, 32}, {2, 8, 8}};
     for (size_t t = 0; t < sizeof tiny / sizeof *tiny; t++) {
         int hw = tiny[t][0], ci = tiny[t][1], co = tiny[t][2];
         net = nn_net_new(ci, hw, 1);
-        a = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = co, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-        add(net, (nn_node){.op = NN_RELU, .in = {a}});
+        a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = co, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+        graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
         char what[96];
         snprintf(what, sizeof what, "conv 3x3 pad 1 on %dx%d, %d→%d channels", hw, hw, ci, co);
         check_grads(finish(net), 4, ci, hw, hw, what);
@@ -231,8 +219,8 @@ static void test_pools(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         nn_net *net = nn_net_new(3, cases[i].size, 1);
-        int c = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
-        add(net, (nn_node){.op = cases[i].op, .in = {c}, .kh = cases[i].k, .kw = cases[i].k, .sh = cases[i].s,
+        int c = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
+        graph_add(net, (nn_node){.op = cases[i].op, .in = {c}, .kh = cases[i].k, .kw = cases[i].k, .sh = cases[i].s,
                            .sw = cases[i].s, .ph = cases[i].p, .pw = cases[i].p, .ceil_mode = cases[i].ceil});
         char what[128];
         snprintf(what, sizeof what, "conv → %s %dx%d/%d pad %d%s on %dx%d", nn_op_name(cases[i].op), cases[i].k,
@@ -242,9 +230,9 @@ static void test_pools(void)
     static const int adaptive[][2] = {{6, 1}, {6, 3}, {5, 3}, {4, 4}};
     for (size_t i = 0; i < sizeof adaptive / sizeof *adaptive; i++) {
         nn_net *net = nn_net_new(3, adaptive[i][0], 1);
-        int a = add(net, (nn_node){.op = NN_ADAPTIVE_AVGPOOL, .in = {NN_INPUT}, .oh = adaptive[i][1],
+        int a = graph_add(net, (nn_node){.op = NN_ADAPTIVE_AVGPOOL, .in = {NN_INPUT}, .oh = adaptive[i][1],
                                    .ow = adaptive[i][1]});
-        add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 5, .has_bias = 1});
+        graph_add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 5, .has_bias = 1});
         char what[128];
         snprintf(what, sizeof what, "adaptive average pool %d→%d → linear", adaptive[i][0], adaptive[i][1]);
         check_grads(finish(net), 3, 3, adaptive[i][0], adaptive[i][0], what);
@@ -254,35 +242,35 @@ static void test_pools(void)
 static void test_linear_and_others(void)
 {
     nn_net *net = nn_net_new(3, 4, 1);
-    int l = add(net, (nn_node){.op = NN_LINEAR, .in = {NN_INPUT}, .out = 9, .has_bias = 1});
-    l = add(net, (nn_node){.op = NN_RELU, .in = {l}});
-    l = add(net, (nn_node){.op = NN_DROPOUT, .in = {l}, .dropout = 0.3f});
-    l = add(net, (nn_node){.op = NN_LINEAR, .in = {l}, .out = 6});
-    add(net, (nn_node){.op = NN_SOFTMAX, .in = {l}});
+    int l = graph_add(net, (nn_node){.op = NN_LINEAR, .in = {NN_INPUT}, .out = 9, .has_bias = 1});
+    l = graph_add(net, (nn_node){.op = NN_RELU, .in = {l}});
+    l = graph_add(net, (nn_node){.op = NN_DROPOUT, .in = {l}, .dropout = 0.3f});
+    l = graph_add(net, (nn_node){.op = NN_LINEAR, .in = {l}, .out = 6});
+    graph_add(net, (nn_node){.op = NN_SOFTMAX, .in = {l}});
     check_grads(finish(net), 4, 3, 4, 4, "linear (4-D input) + relu + dropout + linear without bias + softmax");
 
     net = nn_net_new(20, 1, 1);
-    l = add(net, (nn_node){.op = NN_LINEAR, .in = {NN_INPUT}, .out = 33, .has_bias = 1});
-    l = add(net, (nn_node){.op = NN_BATCHNORM, .in = {l}});
-    add(net, (nn_node){.op = NN_LINEAR, .in = {l}, .out = 7, .has_bias = 1});
+    l = graph_add(net, (nn_node){.op = NN_LINEAR, .in = {NN_INPUT}, .out = 33, .has_bias = 1});
+    l = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {l}});
+    graph_add(net, (nn_node){.op = NN_LINEAR, .in = {l}, .out = 7, .has_bias = 1});
     check_grads(finish(net), 5, 20, 1, 1, "linear (2-D input) + batch norm on features + linear");
 
     /* stand-alone batch norm on the input, stand-alone relu after a pool, add of two branches + relu */
     net = nn_net_new(4, 6, 1);
-    int bn = add(net, (nn_node){.op = NN_BATCHNORM, .in = {NN_INPUT}});
-    int q = add(net, (nn_node){.op = NN_AVGPOOL, .in = {NN_INPUT}, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-    int rl = add(net, (nn_node){.op = NN_RELU, .in = {q}});
-    int s = add(net, (nn_node){.op = NN_ADD, .in = {bn, rl}});
-    add(net, (nn_node){.op = NN_RELU, .in = {s}});
+    int bn = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {NN_INPUT}});
+    int q = graph_add(net, (nn_node){.op = NN_AVGPOOL, .in = {NN_INPUT}, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    int rl = graph_add(net, (nn_node){.op = NN_RELU, .in = {q}});
+    int s = graph_add(net, (nn_node){.op = NN_ADD, .in = {bn, rl}});
+    graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
     check_grads(finish(net), 3, 4, 6, 6, "batch norm on the input, pool → relu, add + relu");
 
     /* x + x and an output read by three consumers */
     net = nn_net_new(2, 5, 1);
-    int a = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-    int d = add(net, (nn_node){.op = NN_ADD, .in = {a, a}});
-    int e = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 2, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
-    int f = add(net, (nn_node){.op = NN_ADD, .in = {d, e}});
-    add(net, (nn_node){.op = NN_ADD, .in = {f, NN_INPUT}});
+    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    int d = graph_add(net, (nn_node){.op = NN_ADD, .in = {a, a}});
+    int e = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 2, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
+    int f = graph_add(net, (nn_node){.op = NN_ADD, .in = {d, e}});
+    graph_add(net, (nn_node){.op = NN_ADD, .in = {f, NN_INPUT}});
     check_grads(finish(net), 2, 2, 5, 5, "x + x, a value read three times, a sum with the input");
     (void)f;
 }
@@ -291,51 +279,51 @@ static void test_residual(void)
 {
     /* basic block with identity shortcut, then one with a strided 1x1 downsample */
     nn_net *net = nn_net_new(4, 6, 1);
-    int x = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-    x = add(net, (nn_node){.op = NN_BATCHNORM, .in = {x}});
-    x = add(net, (nn_node){.op = NN_RELU, .in = {x}});
-    int a = add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-    a = add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    a = add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    a = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-    a = add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    int s = add(net, (nn_node){.op = NN_ADD, .in = {a, x}});
-    x = add(net, (nn_node){.op = NN_RELU, .in = {s}});
-    int m = add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 16, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1});
-    m = add(net, (nn_node){.op = NN_BATCHNORM, .in = {m}});
-    int d = add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 16, .kh = 1, .kw = 1, .sh = 2, .sw = 2});
-    d = add(net, (nn_node){.op = NN_BATCHNORM, .in = {d}});
-    s = add(net, (nn_node){.op = NN_ADD, .in = {m, d}});
-    s = add(net, (nn_node){.op = NN_RELU, .in = {s}});
-    s = add(net, (nn_node){.op = NN_ADAPTIVE_AVGPOOL, .in = {s}, .oh = 1, .ow = 1});
-    add(net, (nn_node){.op = NN_LINEAR, .in = {s}, .out = 5, .has_bias = 1});
+    int x = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    x = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {x}});
+    x = graph_add(net, (nn_node){.op = NN_RELU, .in = {x}});
+    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
+    a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
+    int s = graph_add(net, (nn_node){.op = NN_ADD, .in = {a, x}});
+    x = graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
+    int m = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 16, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1});
+    m = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {m}});
+    int d = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 16, .kh = 1, .kw = 1, .sh = 2, .sw = 2});
+    d = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {d}});
+    s = graph_add(net, (nn_node){.op = NN_ADD, .in = {m, d}});
+    s = graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
+    s = graph_add(net, (nn_node){.op = NN_ADAPTIVE_AVGPOOL, .in = {s}, .oh = 1, .ow = 1});
+    graph_add(net, (nn_node){.op = NN_LINEAR, .in = {s}, .out = 5, .has_bias = 1});
     check_grads(finish(net), 3, 4, 6, 6, "residual blocks (identity and downsample shortcuts)");
 }
 
 static void test_bottleneck(int variant)
 {
     nn_net *net = nn_net_new(1, 6, 1);
-    int x = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-    x = add(net, (nn_node){.op = NN_BATCHNORM, .in = {x}});
-    x = add(net, (nn_node){.op = NN_RELU, .in = {x}});
-    int a = add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
-    a = add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    a = add(net, (nn_node){.op = NN_RELU, .in = {a}});
+    int x = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    x = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {x}});
+    x = graph_add(net, (nn_node){.op = NN_RELU, .in = {x}});
+    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
+    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
+    a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
     if (variant > 0) {
-    a = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-    a = add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    a = add(net, (nn_node){.op = NN_RELU, .in = {a}});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
+    a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
     }
     if (variant > 1) {
-    a = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 16, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
-    a = add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    int d = add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 16, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
-    d = add(net, (nn_node){.op = NN_BATCHNORM, .in = {d}});
-    a = add(net, (nn_node){.op = NN_ADD, .in = {a, d}});
-    a = add(net, (nn_node){.op = NN_RELU, .in = {a}});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 16, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
+    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
+    int d = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 16, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
+    d = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {d}});
+    a = graph_add(net, (nn_node){.op = NN_ADD, .in = {a, d}});
+    a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
     }
-    a = add(net, (nn_node){.op = NN_ADAPTIVE_AVGPOOL, .in = {a}, .oh = 1, .ow = 1});
-    add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 5, .has_bias = 1});
+    a = graph_add(net, (nn_node){.op = NN_ADAPTIVE_AVGPOOL, .in = {a}, .oh = 1, .ow = 1});
+    graph_add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 5, .has_bias = 1});
     char what[64];
     snprintf(what, sizeof what, "bottleneck variant %d", variant);
     check_grads(finish(net), 3, 1, 6, 6, what);
@@ -435,8 +423,8 @@ static void test_batch_statistics(void)
 {
     int n = 3, c = 5, hw = 4;
     nn_net *net = nn_net_new(2, hw, 1);
-    add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = c, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-    add(net, (nn_node){.op = NN_BATCHNORM, .in = {0}});
+    graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = c, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {0}});
     net = finish(net);
     if (!net)
         return;
@@ -491,7 +479,7 @@ static void test_batch_statistics(void)
 static void test_dropout(void)
 {
     nn_net *net = nn_net_new(400, 1, 1);
-    add(net, (nn_node){.op = NN_DROPOUT, .in = {NN_INPUT}, .dropout = 0.25f});
+    graph_add(net, (nn_node){.op = NN_DROPOUT, .in = {NN_INPUT}, .dropout = 0.25f});
     nn_backprop *bp = nn_backprop_new(net, 50, 400, 1, 1, 0);
     int64_t m = 50 * 400;
     float *x = malloc((size_t)m * sizeof *x), *y1 = malloc((size_t)m * sizeof *y1);

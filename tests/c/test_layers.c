@@ -5,6 +5,7 @@
 
 #include "core/err.h"
 #include "core/rng.h"
+#include "graph.h"
 #include "naive_net.h"
 #include "nn/build.h"
 #include "nn/exec.h"
@@ -66,19 +67,6 @@ static int agrees(nn_net *net, const tensor *x, const char *what)
     return ok;
 }
 
-static int add(nn_net *net, nn_node n)
-{
-    if (!n.name)
-        n.name = "";
-    if (n.op == NN_CONV && !n.groups)
-        n.groups = 1;
-    if (!n.eps)
-        n.eps = 1e-5f;
-    if (n.in[1] == 0 && n.op != NN_ADD)
-        n.in[1] = -2;
-    return nn_add(net, &n);
-}
-
 static nn_net *finish(nn_net *net)
 {
     if (nn_init_params(net, 7) != 0) {
@@ -101,11 +89,11 @@ static void test_conv(void)
                         .sh = rand_int(1, 3), .sw = rand_int(1, 3), .ph = rand_int(0, kh / 2),
                         .pw = rand_int(0, kw / 2), .groups = groups, .has_bias = t % 3 != 0};
         nn_net *net = nn_net_new(c, h, 1);
-        int last = add(net, conv);
+        int last = graph_add(net, conv);
         if (t % 2)
-            last = add(net, (nn_node){.op = NN_BATCHNORM, .in = {last}});
+            last = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {last}});
         if (t % 3)
-            add(net, (nn_node){.op = NN_RELU, .in = {last}});
+            graph_add(net, (nn_node){.op = NN_RELU, .in = {last}});
         net->size = h;
         if (!finish(net)) {
             good = 0;
@@ -131,16 +119,16 @@ static void test_residual(void)
 {
     /* identity shortcut: the block input is read by conv_a and by the add (summed in place) */
     nn_net *net = square_net(6, 9);
-    int a = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-    a = add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    a = add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    int b = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-    b = add(net, (nn_node){.op = NN_BATCHNORM, .in = {b}});
-    b = add(net, (nn_node){.op = NN_RELU, .in = {b}});
-    int cc = add(net, (nn_node){.op = NN_CONV, .in = {b}, .out = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-    cc = add(net, (nn_node){.op = NN_BATCHNORM, .in = {cc}});
-    int s = add(net, (nn_node){.op = NN_ADD, .in = {cc, a}});
-    add(net, (nn_node){.op = NN_RELU, .in = {s}});
+    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
+    a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
+    int b = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    b = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {b}});
+    b = graph_add(net, (nn_node){.op = NN_RELU, .in = {b}});
+    int cc = graph_add(net, (nn_node){.op = NN_CONV, .in = {b}, .out = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    cc = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {cc}});
+    int s = graph_add(net, (nn_node){.op = NN_ADD, .in = {cc, a}});
+    graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
     if (finish(net)) {
         tensor *x = random_input(2, 6, 9, 9);
         agrees(net, x, "residual block, identity shortcut summed in place");
@@ -149,9 +137,9 @@ static void test_residual(void)
     }
     /* shortcut is the network input: it must be copied, not overwritten */
     net = square_net(5, 8);
-    a = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 5, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-    s = add(net, (nn_node){.op = NN_ADD, .in = {a, NN_INPUT}});
-    add(net, (nn_node){.op = NN_RELU, .in = {s}});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 5, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    s = graph_add(net, (nn_node){.op = NN_ADD, .in = {a, NN_INPUT}});
+    graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
     if (finish(net)) {
         tensor *x = random_input(2, 5, 8, 8), *copy = tensor_clone(x);
         agrees(net, x, "residual sum with the network input");
@@ -162,12 +150,12 @@ static void test_residual(void)
     }
     /* downsample shortcut computed after the main path: the sum is fused into the shortcut conv */
     net = square_net(4, 10);
-    int m = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 8, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1});
-    m = add(net, (nn_node){.op = NN_BATCHNORM, .in = {m}});
-    int d = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 8, .kh = 1, .kw = 1, .sh = 2, .sw = 2});
-    d = add(net, (nn_node){.op = NN_BATCHNORM, .in = {d}});
-    s = add(net, (nn_node){.op = NN_ADD, .in = {m, d}});
-    add(net, (nn_node){.op = NN_RELU, .in = {s}});
+    int m = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 8, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1});
+    m = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {m}});
+    int d = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 8, .kh = 1, .kw = 1, .sh = 2, .sw = 2});
+    d = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {d}});
+    s = graph_add(net, (nn_node){.op = NN_ADD, .in = {m, d}});
+    graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
     if (finish(net)) {
         tensor *x = random_input(3, 4, 10, 10);
         agrees(net, x, "residual block with a strided 1x1 downsample");
@@ -176,10 +164,10 @@ static void test_residual(void)
     }
     /* the residual operand is read again after the add: it must be copied */
     net = square_net(4, 6);
-    a = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
-    b = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
-    s = add(net, (nn_node){.op = NN_ADD, .in = {b, a}});
-    add(net, (nn_node){.op = NN_ADD, .in = {s, a}});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
+    b = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    s = graph_add(net, (nn_node){.op = NN_ADD, .in = {b, a}});
+    graph_add(net, (nn_node){.op = NN_ADD, .in = {s, a}});
     if (finish(net)) {
         tensor *x = random_input(2, 4, 6, 6);
         agrees(net, x, "residual operand read again after the sum");
@@ -200,7 +188,7 @@ static void test_pools(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         nn_net *net = square_net(3, cases[i].size);
-        add(net, (nn_node){.op = cases[i].op, .in = {NN_INPUT}, .kh = cases[i].k, .kw = cases[i].k, .sh = cases[i].s,
+        graph_add(net, (nn_node){.op = cases[i].op, .in = {NN_INPUT}, .kh = cases[i].k, .kw = cases[i].k, .sh = cases[i].s,
                            .sw = cases[i].s, .ph = cases[i].p, .pw = cases[i].p, .ceil_mode = cases[i].ceil});
         if (!finish(net))
             continue;
@@ -215,8 +203,8 @@ static void test_pools(void)
     static const int adaptive[][2] = {{7, 7}, {14, 7}, {5, 3}, {1, 7}, {2, 7}, {6, 1}, {13, 4}};
     for (size_t i = 0; i < sizeof adaptive / sizeof *adaptive; i++) {
         nn_net *net = square_net(4, adaptive[i][0]);
-        add(net, (nn_node){.op = NN_ADAPTIVE_AVGPOOL, .in = {NN_INPUT}, .oh = adaptive[i][1], .ow = adaptive[i][1]});
-        add(net, (nn_node){.op = NN_LINEAR, .in = {0}, .out = 5, .has_bias = 1});
+        graph_add(net, (nn_node){.op = NN_ADAPTIVE_AVGPOOL, .in = {NN_INPUT}, .oh = adaptive[i][1], .ow = adaptive[i][1]});
+        graph_add(net, (nn_node){.op = NN_LINEAR, .in = {0}, .out = 5, .has_bias = 1});
         if (!finish(net))
             continue;
         tensor *x = random_input(2, 4, adaptive[i][0], adaptive[i][0]);
@@ -232,11 +220,11 @@ static void test_linear_and_others(void)
 {
     /* linear on a 4-D input, ReLU fused, dropout, linear, softmax */
     nn_net *net = square_net(3, 5);
-    int l = add(net, (nn_node){.op = NN_LINEAR, .in = {NN_INPUT}, .out = 17, .has_bias = 1});
-    l = add(net, (nn_node){.op = NN_RELU, .in = {l}});
-    l = add(net, (nn_node){.op = NN_DROPOUT, .in = {l}, .dropout = 0.5f});
-    l = add(net, (nn_node){.op = NN_LINEAR, .in = {l}, .out = 6, .has_bias = 1});
-    add(net, (nn_node){.op = NN_SOFTMAX, .in = {l}});
+    int l = graph_add(net, (nn_node){.op = NN_LINEAR, .in = {NN_INPUT}, .out = 17, .has_bias = 1});
+    l = graph_add(net, (nn_node){.op = NN_RELU, .in = {l}});
+    l = graph_add(net, (nn_node){.op = NN_DROPOUT, .in = {l}, .dropout = 0.5f});
+    l = graph_add(net, (nn_node){.op = NN_LINEAR, .in = {l}, .out = 6, .has_bias = 1});
+    graph_add(net, (nn_node){.op = NN_SOFTMAX, .in = {l}});
     if (finish(net)) {
         tensor *x = random_input(4, 3, 5, 5);
         agrees(net, x, "linear on 4-D input + relu + dropout + linear + softmax");
@@ -245,12 +233,12 @@ static void test_linear_and_others(void)
     }
     /* stand-alone batch norm and ReLU (after a pool), stand-alone add of two branches */
     net = square_net(5, 8);
-    int p = add(net, (nn_node){.op = NN_MAXPOOL, .in = {NN_INPUT}, .kh = 2, .kw = 2, .sh = 2, .sw = 2});
-    int bn = add(net, (nn_node){.op = NN_BATCHNORM, .in = {p}});
-    int q = add(net, (nn_node){.op = NN_AVGPOOL, .in = {NN_INPUT}, .kh = 2, .kw = 2, .sh = 2, .sw = 2});
-    int rl = add(net, (nn_node){.op = NN_RELU, .in = {q}});
-    int s = add(net, (nn_node){.op = NN_ADD, .in = {bn, rl}});
-    add(net, (nn_node){.op = NN_RELU, .in = {s}});
+    int p = graph_add(net, (nn_node){.op = NN_MAXPOOL, .in = {NN_INPUT}, .kh = 2, .kw = 2, .sh = 2, .sw = 2});
+    int bn = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {p}});
+    int q = graph_add(net, (nn_node){.op = NN_AVGPOOL, .in = {NN_INPUT}, .kh = 2, .kw = 2, .sh = 2, .sw = 2});
+    int rl = graph_add(net, (nn_node){.op = NN_RELU, .in = {q}});
+    int s = graph_add(net, (nn_node){.op = NN_ADD, .in = {bn, rl}});
+    graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
     if (finish(net)) {
         tensor *x = random_input(2, 5, 8, 8);
         agrees(net, x, "stand-alone batch norm, relu and add");
@@ -259,8 +247,8 @@ static void test_linear_and_others(void)
     }
     /* the same network twice and at several batch sizes: plans are reused and independent */
     net = square_net(2, 6);
-    l = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 3, .kh = 3, .kw = 3, .sh = 1, .sw = 1});
-    add(net, (nn_node){.op = NN_LINEAR, .in = {l}, .out = 4, .has_bias = 1});
+    l = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 3, .kh = 3, .kw = 3, .sh = 1, .sw = 1});
+    graph_add(net, (nn_node){.op = NN_LINEAR, .in = {l}, .out = 4, .has_bias = 1});
     if (finish(net)) {
         tensor *x = random_input(3, 2, 6, 6);
         tensor *y1 = nn_forward(net, x), *y2 = nn_forward(net, x);
@@ -286,16 +274,16 @@ static void test_linear_and_others(void)
 static void test_factored(void)
 {
     nn_net *net = square_net(8, 12);
-    int a = add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 5, .kh = 3, .kw = 1, .sh = 1, .sw = 1, .ph = 1});
-    a = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 16, .kh = 1, .kw = 3, .sh = 1, .sw = 1, .pw = 1, .has_bias = 1});
-    a = add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    a = add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    a = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
-    a = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 6, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1});
-    a = add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 16, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .has_bias = 1});
-    a = add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    a = add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 7});
-    add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 10, .has_bias = 1});
+    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 5, .kh = 3, .kw = 1, .sh = 1, .sw = 1, .ph = 1});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 16, .kh = 1, .kw = 3, .sh = 1, .sw = 1, .pw = 1, .has_bias = 1});
+    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
+    a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 6, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 16, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .has_bias = 1});
+    a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
+    a = graph_add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 7});
+    graph_add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 10, .has_bias = 1});
     if (finish(net)) {
         tensor *x = random_input(2, 8, 12, 12);
         agrees(net, x, "VH pair (3x1, 1x3), Tucker-2 triple (1x1, 3x3/2, 1x1), two linear layers");
