@@ -136,16 +136,9 @@ static int build(nn_backprop *p)
         err_set("out of memory");
         goto done;
     }
-    for (int i = 0; i < count; i++) {
+    nn_readers(net, count - 1, b.uses, b.consumer);
+    for (int i = 0; i < count; i++)
         b.grad[i] = -1;
-        for (int k = 0; k < 2; k++) {
-            int src = net->nodes[i].in[k];
-            if (src >= 0 && (k == 0 || net->nodes[i].op == NN_ADD)) {
-                b.uses[src]++;
-                b.consumer[src] = i;
-            }
-        }
-    }
     int64_t idims[4] = {p->batch, p->c, p->h, p->w};
     dnnl_memory_desc_t imd;
     dn_md_plain(&imd, 4, idims);
@@ -266,20 +259,16 @@ tensor *nn_backprop_grad(const nn_backprop *p, int node, int slot)
     return p->grad[2 * node + slot];
 }
 
-const float *nn_backprop_input_grad(const nn_backprop *p)
-{
-    if (p->dinput < 0)
-        return NULL;
-    void *h;
-    dnnl_memory_get_data_handle(p->values[p->dinput].mem, &h);
-    return h;
-}
-
 static float *handle_of(dnnl_memory_t m)
 {
     void *h = NULL;
     dnnl_memory_get_data_handle(m, &h);
     return h;
+}
+
+const float *nn_backprop_input_grad(const nn_backprop *p)
+{
+    return p->dinput < 0 ? NULL : handle_of(p->values[p->dinput].mem);
 }
 
 static float *arg_data(const step *s, int id)

@@ -743,14 +743,7 @@ static plan *compile(const nn_net *net, int64_t n, int64_t ch, int64_t h, int64_
     memcpy(p->key, key, sizeof key);
     if (nn_infer(net, (int)ch, (int)h, (int)w, dims) != 0)
         goto fail;
-    for (int i = 0; i <= target; i++)
-        for (int k = 0; k < 2; k++) {
-            int src = net->nodes[i].in[k];
-            if (src >= 0 && (k == 0 || net->nodes[i].op == NN_ADD)) {
-                c.uses[src]++;
-                c.consumer[src] = i;
-            }
-        }
+    nn_readers(net, target, c.uses, c.consumer);
     c.uses[target]++;
     int64_t idims[4] = {n, ch, h, w};
     dnnl_memory_desc_t imd;

@@ -287,6 +287,20 @@ static int node_params(nn_node *n, const char **suffix, tensor ***slot)
     return k;
 }
 
+void nn_readers(const nn_net *net, int last, int *uses, int *consumer)
+{
+    memset(uses, 0, (size_t)net->count * sizeof *uses);
+    memset(consumer, 0, (size_t)net->count * sizeof *consumer);
+    for (int i = 0; i <= last; i++)
+        for (int k = 0; k < 2; k++) {
+            int src = net->nodes[i].in[k];
+            if (src >= 0 && (k == 0 || net->nodes[i].op == NN_ADD)) {
+                uses[src]++;
+                consumer[src] = i;
+            }
+        }
+}
+
 int nn_param_list(const nn_net *net, char **names, tensor **tensors)
 {
     int count = 0;

@@ -77,6 +77,10 @@ int nn_init_params(nn_net *net, uint64_t seed);
 /* Drops compiled plans; call after changing parameters or structure. */
 void nn_invalidate(nn_net *net);
 
+/* For nodes 0..last: uses[i], how many of them read node i's output, and consumer[i], the last
+ * one that does (both arrays of net->count, filled here). */
+void nn_readers(const nn_net *net, int last, int *uses, int *consumer);
+
 /* Parameters, in graph order: name ("features.0.weight") and tensor. count via nn_param_list(net, NULL, NULL). */
 int nn_param_list(const nn_net *net, char **names, tensor **tensors);
 int64_t nn_param_count(const nn_net *net);
