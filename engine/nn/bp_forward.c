@@ -31,24 +31,7 @@ static int fwd_weighted(builder *b, unit *u, int relu)
     int src = bp_src_value(b, i, 0);
     int src_nd = conv ? 4 : bp_md(p, src)->ndims;
     int64_t sdims[4] = {p->batch, in.c, in.h, in.w}, ddims[4] = {p->batch, out.c, out.h, out.w};
-    if (conv && n->groups > 1) {
-        int64_t g[5] = {n->groups, n->out / n->groups, in.c / n->groups, n->kh, n->kw};
-        memcpy(u->wdims, g, sizeof g);
-        u->wnd = 5;
-    } else if (conv) {
-        int64_t w4[4] = {n->out, in.c, n->kh, n->kw};
-        memcpy(u->wdims, w4, sizeof w4);
-        u->wnd = 4;
-    } else if (src_nd == 4) {
-        int64_t w4[4] = {n->out, in.c, in.h, in.w};
-        memcpy(u->wdims, w4, sizeof w4);
-        u->wnd = 4;
-    } else {
-        int64_t w2[2] = {n->out, (int64_t)in.c * in.h * in.w};
-        memcpy(u->wdims, w2, sizeof w2);
-        sdims[1] = w2[1];
-        u->wnd = 2;
-    }
+    u->wnd = dn_weight_dims(n, in, src_nd, u->wdims, sdims);
     int64_t bdims[1] = {n->out};
     dnnl_memory_desc_t smd, wmd, bmd, dmd;
     dn_md_any(&smd, src_nd, sdims);

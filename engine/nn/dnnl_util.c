@@ -114,3 +114,20 @@ int dn_best_buffer(const int *holder_last, const size_t *size, int nbuffers, int
     }
     return best;
 }
+
+int dn_weight_dims(const nn_node *n, nn_dims in, int src_nd, int64_t *wdims, int64_t *sdims)
+{
+    if (n->op == NN_CONV && n->groups > 1) {
+        int64_t g[5] = {n->groups, n->out / n->groups, in.c / n->groups, n->kh, n->kw};
+        memcpy(wdims, g, sizeof g);
+        return 5;
+    }
+    if (n->op == NN_CONV || src_nd == 4) {
+        int64_t w4[4] = {n->out, in.c, n->op == NN_CONV ? n->kh : in.h, n->op == NN_CONV ? n->kw : in.w};
+        memcpy(wdims, w4, sizeof w4);
+        return 4;
+    }
+    wdims[0] = n->out;
+    wdims[1] = sdims[1] = (int64_t)in.c * in.h * in.w;
+    return 2;
+}

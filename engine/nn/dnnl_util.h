@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nn/net.h"
+
 /* The engine and stream every plan uses; valid after dn_init() succeeded. */
 extern dnnl_engine_t dn_engine;
 extern dnnl_stream_t dn_stream;
@@ -28,6 +30,11 @@ dnnl_primitive_attr_t dn_post_ops_attr(int sum, int relu);
 
 /* A new memory in layout want holding a copy of the plain array data (reordered now). */
 dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *dims, const dnnl_memory_desc_t *want);
+
+/* The weights' dims of convolution or inner product n reading an input of dims in, as src_nd
+ * dims (4; an inner product on a flat input: 2, and sdims[1] becomes its feature count). Returns
+ * the number of weight dims (5 for a grouped convolution). */
+int dn_weight_dims(const nn_node *n, nn_dims in, int src_nd, int64_t *wdims, int64_t *sdims);
 
 /* Makes room for element number count of *array (elements of elem bytes): the capacity is 8, then
  * doubles at every power of two. -1 with err_set when out of memory. */

@@ -400,25 +400,7 @@ static int emit_weighted(compiler *c, int i, const fusion *f)
     int src_nd = conv ? 4 : p->values[src].md.ndims;
     int64_t sdims[4] = {batch, in.c, in.h, in.w}, ddims[4] = {batch, out.c, out.h, out.w};
     int64_t wdims[5], bdims[1] = {n->out};
-    int wnd;
-    if (conv && n->groups > 1) {
-        int64_t g[5] = {n->groups, n->out / n->groups, in.c / n->groups, n->kh, n->kw};
-        memcpy(wdims, g, sizeof g);
-        wnd = 5;
-    } else if (conv) {
-        int64_t w4[4] = {n->out, in.c, n->kh, n->kw};
-        memcpy(wdims, w4, sizeof w4);
-        wnd = 4;
-    } else if (src_nd == 4) {
-        int64_t w4[4] = {n->out, in.c, in.h, in.w};
-        memcpy(wdims, w4, sizeof w4);
-        wnd = 4;
-    } else {
-        int64_t w2[2] = {n->out, (int64_t)in.c * in.h * in.w};
-        memcpy(wdims, w2, sizeof w2);
-        sdims[1] = w2[1];
-        wnd = 2;
-    }
+    int wnd = dn_weight_dims(n, in, src_nd, wdims, sdims);
     dnnl_memory_desc_t smd, wmd, bmd, dmd;
     dn_md_any(&smd, src_nd, sdims);
     dn_md_any(&wmd, wnd, wdims);
