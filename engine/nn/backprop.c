@@ -7,6 +7,7 @@
 
 #include "core/err.h"
 #include "core/rng.h"
+#include "nn/adaptive_pool.h"
 #include "nn/bp_plan.h"
 
 #define BN_MOMENTUM 0.1
@@ -331,13 +332,6 @@ static void dropout_back(const step *s)
         d[i] = g[i] * mask[i];
 }
 
-/* Bin [lo, hi) of output index i out of o over n inputs, as PyTorch's adaptive pools. */
-static void bin(int i, int o, int n, int *lo, int *hi)
-{
-    *lo = i * n / o;
-    *hi = ((i + 1) * n + o - 1) / o;
-}
-
 static void adaptive(const nn_backprop *p, const step *s, int back)
 {
     nn_dims in = s->node >= 0 && p->net->nodes[s->node].in[0] >= 0 ? p->dims[p->net->nodes[s->node].in[0]]
@@ -345,31 +339,10 @@ static void adaptive(const nn_backprop *p, const step *s, int back)
     nn_dims out = p->dims[s->node];
     float *x = arg_data(s, back ? DNNL_ARG_DIFF_SRC : DNNL_ARG_SRC);
     float *y = arg_data(s, back ? DNNL_ARG_DIFF_DST : DNNL_ARG_DST);
-    int64_t planes = p->batch * in.c;
-#pragma omp parallel for schedule(static)
-    for (int64_t nc = 0; nc < planes; nc++) {
-        float *xp = x + nc * in.h * in.w, *yp = y + nc * out.h * out.w;
-        if (back)
-            memset(xp, 0, (size_t)in.h * in.w * sizeof *xp);
-        for (int i = 0; i < out.h; i++) {
-            int h0, h1;
-            bin(i, out.h, in.h, &h0, &h1);
-            for (int j = 0; j < out.w; j++) {
-                int w0, w1;
-                bin(j, out.w, in.w, &w0, &w1);
-                double area = (double)(h1 - h0) * (w1 - w0), acc = 0;
-                for (int u = h0; u < h1; u++)
-                    for (int v = w0; v < w1; v++) {
-                        if (back)
-                            xp[u * in.w + v] += (float)(yp[i * out.w + j] / area);
-                        else
-                            acc += xp[u * in.w + v];
-                    }
-                if (!back)
-                    yp[i * out.w + j] = (float)(acc / area);
-            }
-        }
-    }
+    if (back)
+        nn_adaptive_pool_backward(x, y, p->batch * in.c, in.h, in.w, out.h, out.w);
+    else
+        nn_adaptive_pool_forward(x, y, p->batch * in.c, in.h, in.w, out.h, out.w);
 }
 
 static int run(nn_backprop *p, int from, int to)

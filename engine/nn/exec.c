@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "nn/adaptive_pool.h"
 #include "nn/dnnl_util.h"
 
 #define MAX_ARGS 8
@@ -811,25 +812,6 @@ fail:
 
 /* ---- running a plan ----------------------------------------------------------------------- */
 
-static void run_adaptive_pool(const adaptive_pool *a, const float *x, float *y)
-{
-    for (int64_t nc = 0; nc < (int64_t)a->n * a->c; nc++) {
-        const float *src = x + nc * a->h * a->w;
-        float *dst = y + nc * a->oh * a->ow;
-        for (int i = 0; i < a->oh; i++) {
-            int h0 = i * a->h / a->oh, h1 = ((i + 1) * a->h + a->oh - 1) / a->oh;
-            for (int j = 0; j < a->ow; j++) {
-                int w0 = j * a->w / a->ow, w1 = ((j + 1) * a->w + a->ow - 1) / a->ow;
-                double s = 0;
-                for (int u = h0; u < h1; u++)
-                    for (int v = w0; v < w1; v++)
-                        s += src[u * a->w + v];
-                dst[i * a->ow + j] = (float)(s / ((h1 - h0) * (w1 - w0)));
-            }
-        }
-    }
-}
-
 static int run(plan *p, const tensor *x, tensor *y)
 {
     if (dn_check(dnnl_memory_set_data_handle(p->values[p->input].mem, x->data), "input handle") ||
@@ -846,7 +828,8 @@ static int run(plan *p, const tensor *x, tensor *y)
             dnnl_memory_get_data_handle(s->exec[1].memory, &dst);
             if (dn_check(dnnl_stream_wait(dn_stream), "execute"))
                 return -1;
-            run_adaptive_pool(&s->pool, src, dst);
+            const adaptive_pool *a = &s->pool;
+            nn_adaptive_pool_forward(src, dst, (int64_t)a->n * a->c, a->h, a->w, a->oh, a->ow);
         }
     }
     return dn_check(dnnl_stream_wait(dn_stream), "execute");
