@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "lua/l_tensor.h"
 #include "lua/lb.h"
+#include "nn/loss.h"
 
 #define DATASET_MT "boengine.dataset"
 
@@ -300,15 +301,7 @@ static double run_accuracy(lua_State *L, int64_t *count)
                      ds_name(d), y ? tensor_shape_str(y->ndim, y->shape, buf, sizeof buf) : luaL_typename(L, -1),
                      (long long)m, (long long)m, ds_num_classes(d));
         }
-        int64_t k = y->shape[1];
-        for (int64_t j = 0; j < m; j++) {
-            const float *row = y->data + j * k;
-            int64_t best = 0; /* the first of equal maxima, as torch.argmax */
-            for (int64_t c = 1; c < k; c++)
-                if (row[c] > row[best])
-                    best = c;
-            correct += best == labels[j];
-        }
+        correct += nn_count_correct(y->data, labels, m, y->shape[1]);
         lua_pop(L, 1);
         char extra[64];
         snprintf(extra, sizeof extra, "accuracy %.4f", (double)correct / (double)(first + m));

@@ -120,7 +120,6 @@ static int fwd_batchnorm(builder *b, unit *u, int relu)
     return 0;
 }
 
-
 static int fwd_simple(builder *b, unit *u)
 {
     nn_backprop *p = b->p;
@@ -169,7 +168,6 @@ static int fwd_add(builder *b, unit *u, int relu)
     bp_arg(s, DNNL_ARG_DST, u->dst);
     return 0;
 }
-
 
 static int fwd_pool(builder *b, unit *u)
 {

@@ -50,8 +50,6 @@ step *bp_new_step(nn_backprop *p, step_kind kind, dnnl_primitive_desc_t pd)
     return s;
 }
 
-
-
 /* A reorder from value (or fixed memory) src into value dst, adding to dst's content when acc. */
 int bp_reorder(nn_backprop *p, int src, int src_fixed, int dst, int acc)
 {
@@ -97,7 +95,6 @@ int bp_reorder_to_fixed(nn_backprop *p, int src, int f)
     bp_arg_fixed(s, DNNL_ARG_TO, f);
     return 0;
 }
-
 
 /* Value v in layout want, reordered by a step emitted now when it is not already. */
 int bp_as_layout(nn_backprop *p, int v, const dnnl_memory_desc_t *want)

@@ -210,7 +210,6 @@ static void add_arg(step *s, int id, int value, dnnl_memory_t fixed)
     s->args[s->nargs++] = (arg){id, value, fixed};
 }
 
-
 /* A new value holding a copy of v in layout want (a reorder step). */
 static int copy_value(plan *p, int v, const dnnl_memory_desc_t *want)
 {
