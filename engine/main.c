@@ -4,6 +4,7 @@
 #include <lualib.h>
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +163,11 @@ static void create_engine_table(lua_State *L, const options *o, const char *scri
     lua_setfield(L, -2, "quiet");
     lua_pushstring(L, script);
     lua_setfield(L, -2, "script");
+    char digest[SHA256_DIGEST_STRING_LENGTH]; /* results record which experiment file made them */
+    if (SHA256File(script, digest)) {
+        lua_pushstring(L, digest);
+        lua_setfield(L, -2, "script_sha256");
+    }
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");
     lua_setglobal(L, "boengine");

@@ -93,6 +93,11 @@ static cJSON *header_json(const bo_journal_header *h)
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)h->seed);
     cJSON_AddItemToObject(o, "seed", cJSON_CreateRaw(seed));
     cJSON_AddStringToObject(o, "acquisition", h->acquisition ? h->acquisition : "");
+    const char *keys[4] = {"engine", "commit", "script", "script_sha256"};
+    const char *values[4] = {h->engine, h->commit, h->script, h->script_sha256};
+    for (int k = 0; k < 4; k++)
+        if (values[k])
+            cJSON_AddStringToObject(o, keys[k], values[k]);
     return o;
 }
 

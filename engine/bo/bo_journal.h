@@ -12,7 +12,8 @@ typedef struct bo_journal_header {
     const double *lower, *upper;
     const int *integer;      /* NULL: none */
     uint64_t seed;
-    const char *acquisition; /* informational */
+    const char *acquisition; /* informational, as the rest: what made the journal (each may be NULL) */
+    const char *engine, *commit, *script, *script_sha256;
 } bo_journal_header;
 
 /* One evaluation: {"i": 1-based index, "x": [...], "y": y, "se": se or null, "seconds": duration,

@@ -636,10 +636,19 @@ static lopt *new_optimizer(lua_State *L, int tidx, const char *what)
         lb_error(L, "%s: %s", what, err_msg());
     if (journal) {
         bo_journal_header h = {d, lower, upper, integer, o.seed, acq};
+        const char **made_by[4] = {&h.engine, &h.commit, &h.script, &h.script_sha256};
+        const char *keys[4] = {"version", "commit", "script", "script_sha256"};
+        int top = lua_gettop(L); /* the strings stay on the stack until the header is written */
+        if (lua_getglobal(L, "boengine") == LUA_TTABLE)
+            for (int k = 0; k < 4; k++) {
+                lua_getfield(L, top + 1, keys[k]);
+                *made_by[k] = lua_tostring(L, -1);
+            }
         bo_record *recs;
         int count;
         if (!(p->j = bo_journal_open(journal, &h, &recs, &count)))
             lb_error(L, "%s: journal %s", what, err_msg());
+        lua_settop(L, top);
         for (int i = 0; i < count; i++) {
             if (bo_tell(p->b, recs[i].x, recs[i].y, recs[i].se) != 0) {
                 bo_records_free(recs, count);

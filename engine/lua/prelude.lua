@@ -163,6 +163,7 @@ function nn.publish(t)
     ["train.seed"] = run.seed, ["train.epochs"] = #run, ["train.batch"] = run.batch,
     ["train.test_accuracy"] = string.format("%.4f", accuracy), ["train.seconds"] = string.format("%.1f", run.seconds),
     ["train.threads"] = boengine.threads, ["train.script"] = boengine.script, ["train.data"] = "fashion-mnist",
+    ["train.script_sha256"] = boengine.script_sha256,
   }
   local path = dir .. "/" .. t.name .. ".safetensors"
   t.net:save(path, meta)

@@ -108,6 +108,10 @@ local next1 = o1:ask()
 o1:close()
 local o2 = bo.optimizer{bounds = {{0, 1}}, init = 2, seed = 3, journal = jpath}
 tap.is(o2:count(), 3, "a new optimizer on the journal holds its evaluations")
+local header = io.open(jpath):read("l")
+tap.ok(header:find('"engine":"' .. boengine.version .. '"', 1, true) and header:find('"commit":"' .. boengine.commit, 1, true)
+       and header:find('"script_sha256":"' .. boengine.script_sha256 .. '"', 1, true),
+       "the journal records the engine version, commit and the experiment file's hash")
 tap.is(o2:history()[2].info.k, 1, "with their info")
 tap.is(o2:ask()[1], next1[1], "and asks what the first would have asked")
 o2:close()

@@ -28,6 +28,13 @@ local libs = write("libs.lua", [[print(type(string.format), type(io.open), type(
 ok, out = tap.run(bin .. " " .. libs)
 tap.is(out, "function\tfunction\tfunction\tfunction\ttable\n", "standard libraries and engine modules are loaded")
 
+local hash = write("hash.lua", "print(boengine.script_sha256)\n")
+ok, out = tap.run(bin .. " " .. hash)
+local pipe = io.popen("sha256sum " .. hash)
+local want = pipe:read("a"):match("^(%x+)")
+pipe:close()
+tap.is(out, want .. "\n", "boengine.script_sha256 is the SHA-256 of the experiment file (as sha256sum)")
+
 local rt = write("runtime.lua", "local function f() local x = nil; return x.y end\nf()\n")
 ok, out, err = tap.run(bin .. " " .. rt)
 tap.ok(not ok, "a runtime error exits non-zero")

@@ -113,6 +113,26 @@ tap.dies("metadata key boengine.arch is written by the engine", "the engine's ow
          net.save, net, path, {["boengine.arch"] = "x"})
 os.remove(path)
 
+-- nn.publish: weights with the training facts, the per-epoch curve, one README row per model
+local pdir = os.tmpname(); os.remove(pdir)
+local acc = nn.publish{net = net, name = "m1", test = test, run = run, dir = pdir}
+nn.publish{net = net, name = "m2", test = test, run = run, dir = pdir}
+nn.publish{net = net, name = "m1", test = test, run = run, dir = pdir}
+local pm = tensor.metadata(pdir .. "/m1.safetensors")
+tap.ok(pm["train.seed"] == "2" and pm["train.epochs"] == "3" and pm["train.test_accuracy"] == string.format("%.4f", acc)
+       and pm["train.script_sha256"] == boengine.script_sha256 and pm["boengine.commit"] == boengine.commit,
+       "the published file records seed, epochs, accuracy, the experiment file's hash and the commit")
+local curve = {}
+for line in io.lines(pdir .. "/m1.curve.csv") do curve[#curve + 1] = line end
+tap.ok(#curve == 4 and curve[1]:match("^epoch,loss") and curve[4]:match("^3,"), "the curve has a line per epoch")
+local rows = {}
+for line in io.lines(pdir .. "/README.md") do
+  local name = line:match("^| (m%d) |")
+  if name then rows[#rows + 1] = name end
+end
+tap.is(table.concat(rows, " "), "m1 m2", "README.md holds one row per model, replaced when it is published again")
+os.execute("rm -rf " .. pdir)
+
 -- checkpoints: a run killed after an epoch and started again ends with the uninterrupted run's
 -- weights and statistics (a child process exits inside the callback right after epoch 2 is saved)
 local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
