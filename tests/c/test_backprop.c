@@ -191,7 +191,8 @@ static void test_conv(void)
     int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 16, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
                                .ph = 1, .pw = 1, .has_bias = 1});
     a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 20, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 20, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1,
+                                 .pw = 1});
     a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
     graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
     check_grads(finish(net), 3, 3, 7, 7, "conv+relu → conv+bn+relu, 16 and 20 channels");
@@ -200,7 +201,8 @@ static void test_conv(void)
     for (size_t t = 0; t < sizeof tiny / sizeof *tiny; t++) {
         int hw = tiny[t][0], ci = tiny[t][1], co = tiny[t][2];
         net = nn_net_new(ci, hw, 1);
-        a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = co, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+        a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = co, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                                     .ph = 1, .pw = 1});
         graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
         char what[96];
         snprintf(what, sizeof what, "conv 3x3 pad 1 on %dx%d, %d→%d channels", hw, hw, ci, co);
@@ -219,7 +221,8 @@ static void test_pools(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         nn_net *net = nn_net_new(3, cases[i].size, 1);
-        int c = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
+        int c = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 4, .kh = 1, .kw = 1, .sh = 1,
+                                         .sw = 1});
         graph_add(net, (nn_node){.op = cases[i].op, .in = {c}, .kh = cases[i].k, .kw = cases[i].k, .sh = cases[i].s,
                            .sw = cases[i].s, .ph = cases[i].p, .pw = cases[i].p, .ceil_mode = cases[i].ceil});
         char what[128];
@@ -258,7 +261,8 @@ static void test_linear_and_others(void)
     /* stand-alone batch norm on the input, stand-alone relu after a pool, add of two branches + relu */
     net = nn_net_new(4, 6, 1);
     int bn = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {NN_INPUT}});
-    int q = graph_add(net, (nn_node){.op = NN_AVGPOOL, .in = {NN_INPUT}, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    int q = graph_add(net, (nn_node){.op = NN_AVGPOOL, .in = {NN_INPUT}, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
+                                     .pw = 1});
     int rl = graph_add(net, (nn_node){.op = NN_RELU, .in = {q}});
     int s = graph_add(net, (nn_node){.op = NN_ADD, .in = {bn, rl}});
     graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
@@ -266,7 +270,8 @@ static void test_linear_and_others(void)
 
     /* x + x and an output read by three consumers */
     net = nn_net_new(2, 5, 1);
-    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                                     .ph = 1, .pw = 1});
     int d = graph_add(net, (nn_node){.op = NN_ADD, .in = {a, a}});
     int e = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 2, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
     int f = graph_add(net, (nn_node){.op = NN_ADD, .in = {d, e}});
@@ -279,17 +284,21 @@ static void test_residual(void)
 {
     /* basic block with identity shortcut, then one with a strided 1x1 downsample */
     nn_net *net = nn_net_new(4, 6, 1);
-    int x = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    int x = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                                     .ph = 1, .pw = 1});
     x = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {x}});
     x = graph_add(net, (nn_node){.op = NN_RELU, .in = {x}});
-    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
+                                     .pw = 1});
     a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
     a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
+                                 .pw = 1});
     a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
     int s = graph_add(net, (nn_node){.op = NN_ADD, .in = {a, x}});
     x = graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
-    int m = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 16, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1});
+    int m = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 16, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1,
+                                     .pw = 1});
     m = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {m}});
     int d = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 16, .kh = 1, .kw = 1, .sh = 2, .sw = 2});
     d = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {d}});
@@ -303,14 +312,16 @@ static void test_residual(void)
 static void test_bottleneck(int variant)
 {
     nn_net *net = nn_net_new(1, 6, 1);
-    int x = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    int x = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                                     .ph = 1, .pw = 1});
     x = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {x}});
     x = graph_add(net, (nn_node){.op = NN_RELU, .in = {x}});
     int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
     a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
     a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
     if (variant > 0) {
-    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
+                                 .pw = 1});
     a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
     a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
     }
@@ -423,7 +434,8 @@ static void test_batch_statistics(void)
 {
     int n = 3, c = 5, hw = 4;
     nn_net *net = nn_net_new(2, hw, 1);
-    graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = c, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = c, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
+                             .pw = 1});
     graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {0}});
     net = finish(net);
     if (!net)

@@ -11,6 +11,7 @@
 #include "compress/compress.h"
 #include "core/err.h"
 #include "core/rng.h"
+#include "graph.h"
 #include "nn/build.h"
 #include "nn/edit.h"
 #include "nn/exec.h"
@@ -19,26 +20,17 @@
 
 static rng *r;
 
-static void randomize(tensor *t, double lo, double hi)
-{
-    for (int64_t i = 0; t && i < t->numel; i++)
-        t->data[i] = (float)(lo + (hi - lo) * rng_uniform(r));
-}
-
 /* Random biases and batch-norm statistics too, so that every parameter's path is exercised. */
 static void randomize_params(nn_net *net)
 {
     for (int i = 0; i < net->count; i++) {
         nn_node *n = &net->nodes[i];
         if (n->op == NN_BATCHNORM) {
-            randomize(n->weight, 0.5, 1.5);
-            randomize(n->bias, -0.5, 0.5);
-            randomize(n->mean, -0.3, 0.3);
-            randomize(n->var, 0.5, 2.0);
+            graph_randomize_bn(n, r);
         } else if (n->weight) {
             double fan = (double)(n->weight->numel / n->weight->shape[0]);
-            randomize(n->weight, -sqrt(3.0 / fan), sqrt(3.0 / fan));
-            randomize(n->bias, -0.2, 0.2);
+            graph_randomize(n->weight, r, -sqrt(3.0 / fan), sqrt(3.0 / fan));
+            graph_randomize(n->bias, r, -0.2, 0.2);
         }
     }
     nn_invalidate(net);
@@ -47,7 +39,7 @@ static void randomize_params(nn_net *net)
 static tensor *random_input(int n, int c, int h, int w)
 {
     tensor *x = tensor_new(4, (int64_t[]){n, c, h, w});
-    randomize(x, -1, 1);
+    graph_randomize(x, r, -1, 1);
     return x;
 }
 

@@ -15,25 +15,16 @@ static rng *r;
 
 static int rand_int(int lo, int hi) { return lo + (int)rng_below(r, (uint64_t)(hi - lo + 1)); }
 
-static void randomize(tensor *t, double lo, double hi)
-{
-    for (int64_t i = 0; t && i < t->numel; i++)
-        t->data[i] = (float)(lo + (hi - lo) * rng_uniform(r));
-}
-
 /* Random parameters everywhere, positive variances; the graph must already have its parameters. */
 static void randomize_params(nn_net *net)
 {
     for (int i = 0; i < net->count; i++) {
         nn_node *n = &net->nodes[i];
         if (n->op == NN_BATCHNORM) {
-            randomize(n->weight, 0.5, 1.5);
-            randomize(n->bias, -0.5, 0.5);
-            randomize(n->mean, -0.3, 0.3);
-            randomize(n->var, 0.5, 2.0);
+            graph_randomize_bn(n, r);
         } else {
-            randomize(n->weight, -0.5, 0.5);
-            randomize(n->bias, -0.5, 0.5);
+            graph_randomize(n->weight, r, -0.5, 0.5);
+            graph_randomize(n->bias, r, -0.5, 0.5);
         }
     }
     nn_invalidate(net);
@@ -42,7 +33,7 @@ static void randomize_params(nn_net *net)
 static tensor *random_input(int n, int c, int h, int w)
 {
     tensor *x = tensor_new(4, (int64_t[]){n, c, h, w});
-    randomize(x, -1, 1);
+    graph_randomize(x, r, -1, 1);
     return x;
 }
 
@@ -119,13 +110,16 @@ static void test_residual(void)
 {
     /* identity shortcut: the block input is read by conv_a and by the add (summed in place) */
     nn_net *net = square_net(6, 9);
-    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                                     .ph = 1, .pw = 1});
     a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
     a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    int b = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    int b = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
+                                     .pw = 1});
     b = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {b}});
     b = graph_add(net, (nn_node){.op = NN_RELU, .in = {b}});
-    int cc = graph_add(net, (nn_node){.op = NN_CONV, .in = {b}, .out = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    int cc = graph_add(net, (nn_node){.op = NN_CONV, .in = {b}, .out = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
+                                      .pw = 1});
     cc = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {cc}});
     int s = graph_add(net, (nn_node){.op = NN_ADD, .in = {cc, a}});
     graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
@@ -137,7 +131,8 @@ static void test_residual(void)
     }
     /* shortcut is the network input: it must be copied, not overwritten */
     net = square_net(5, 8);
-    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 5, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 5, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                                 .ph = 1, .pw = 1});
     s = graph_add(net, (nn_node){.op = NN_ADD, .in = {a, NN_INPUT}});
     graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
     if (finish(net)) {
@@ -150,7 +145,8 @@ static void test_residual(void)
     }
     /* downsample shortcut computed after the main path: the sum is fused into the shortcut conv */
     net = square_net(4, 10);
-    int m = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 8, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1});
+    int m = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 8, .kh = 3, .kw = 3, .sh = 2, .sw = 2,
+                                     .ph = 1, .pw = 1});
     m = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {m}});
     int d = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 8, .kh = 1, .kw = 1, .sh = 2, .sw = 2});
     d = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {d}});
@@ -165,7 +161,8 @@ static void test_residual(void)
     /* the residual operand is read again after the add: it must be copied */
     net = square_net(4, 6);
     a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
-    b = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1});
+    b = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
+                                 .pw = 1});
     s = graph_add(net, (nn_node){.op = NN_ADD, .in = {b, a}});
     graph_add(net, (nn_node){.op = NN_ADD, .in = {s, a}});
     if (finish(net)) {
@@ -188,7 +185,8 @@ static void test_pools(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         nn_net *net = square_net(3, cases[i].size);
-        graph_add(net, (nn_node){.op = cases[i].op, .in = {NN_INPUT}, .kh = cases[i].k, .kw = cases[i].k, .sh = cases[i].s,
+        graph_add(net, (nn_node){.op = cases[i].op, .in = {NN_INPUT}, .kh = cases[i].k, .kw = cases[i].k,
+                                 .sh = cases[i].s,
                            .sw = cases[i].s, .ph = cases[i].p, .pw = cases[i].p, .ceil_mode = cases[i].ceil});
         if (!finish(net))
             continue;
@@ -203,7 +201,8 @@ static void test_pools(void)
     static const int adaptive[][2] = {{7, 7}, {14, 7}, {5, 3}, {1, 7}, {2, 7}, {6, 1}, {13, 4}};
     for (size_t i = 0; i < sizeof adaptive / sizeof *adaptive; i++) {
         nn_net *net = square_net(4, adaptive[i][0]);
-        graph_add(net, (nn_node){.op = NN_ADAPTIVE_AVGPOOL, .in = {NN_INPUT}, .oh = adaptive[i][1], .ow = adaptive[i][1]});
+        graph_add(net, (nn_node){.op = NN_ADAPTIVE_AVGPOOL, .in = {NN_INPUT}, .oh = adaptive[i][1],
+                                 .ow = adaptive[i][1]});
         graph_add(net, (nn_node){.op = NN_LINEAR, .in = {0}, .out = 5, .has_bias = 1});
         if (!finish(net))
             continue;
@@ -256,7 +255,8 @@ static void test_linear_and_others(void)
         memcpy(one->data, x->data + 2 * 72, 72 * sizeof(float));
         tensor *y3 = nn_forward(net, one);
         tap_ok(y1 && y2 && memcmp(y1->data, y2->data, 12 * sizeof(float)) == 0, "a plan run twice gives the same result");
-        randomize(net->nodes[0].weight, -0.5, 0.5); /* new weights in place: cached layouts must not be reused */
+        /* new weights in place: cached layouts must not be reused */
+        graph_randomize(net->nodes[0].weight, r, -0.5, 0.5);
         nn_invalidate(net);
         agrees(net, x, "after the weights change in place and the network is invalidated");
         tap_ok(y3 && fabs(y3->data[0] - y1->data[8]) < 1e-5 && fabs(y3->data[3] - y1->data[11]) < 1e-5,
@@ -274,13 +274,17 @@ static void test_linear_and_others(void)
 static void test_factored(void)
 {
     nn_net *net = square_net(8, 12);
-    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 5, .kh = 3, .kw = 1, .sh = 1, .sw = 1, .ph = 1});
-    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 16, .kh = 1, .kw = 3, .sh = 1, .sw = 1, .pw = 1, .has_bias = 1});
+    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 5, .kh = 3, .kw = 1, .sh = 1, .sw = 1,
+                                     .ph = 1});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 16, .kh = 1, .kw = 3, .sh = 1, .sw = 1, .pw = 1,
+                                 .has_bias = 1});
     a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
     a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
     a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
-    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 6, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1});
-    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 16, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .has_bias = 1});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 6, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1,
+                                 .pw = 1});
+    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 16, .kh = 1, .kw = 1, .sh = 1, .sw = 1,
+                                 .has_bias = 1});
     a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
     a = graph_add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 7});
     graph_add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 10, .has_bias = 1});
