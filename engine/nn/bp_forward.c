@@ -38,17 +38,8 @@ static int fwd_weighted(builder *b, unit *u, int relu)
     dn_md_any(&wmd, u->wnd, u->wdims);
     dn_md_plain(&bmd, 1, bdims);
     dn_md_any(&dmd, conv ? 4 : 2, ddims);
-    union {
-        dnnl_convolution_desc_t conv;
-        dnnl_inner_product_desc_t ip;
-    } d;
-    dnnl_dims_t strides = {n->sh, n->sw}, pad = {n->ph, n->pw};
-    const dnnl_memory_desc_t *bias = n->has_bias ? &bmd : NULL;
-    if (conv ? dn_check(dnnl_convolution_forward_desc_init(&d.conv, dnnl_forward_training, dnnl_convolution_direct,
-                                                           &smd, &wmd, bias, &dmd, strides, pad, pad),
-                        "convolution descriptor")
-             : dn_check(dnnl_inner_product_forward_desc_init(&d.ip, dnnl_forward_training, &smd, &wmd, bias, &dmd),
-                        "inner product descriptor"))
+    dn_weighted_desc d;
+    if (dn_weighted_forward_desc(&d, dnnl_forward_training, n, &smd, &wmd, n->has_bias ? &bmd : NULL, &dmd))
         return -1;
     u->relu = relu;
     if (create_pd(&u->pd, &d, &u->relu, "primitive descriptor"))

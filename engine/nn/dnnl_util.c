@@ -131,3 +131,16 @@ int dn_weight_dims(const nn_node *n, nn_dims in, int src_nd, int64_t *wdims, int
     wdims[1] = sdims[1] = (int64_t)in.c * in.h * in.w;
     return 2;
 }
+
+int dn_weighted_forward_desc(dn_weighted_desc *d, dnnl_prop_kind_t prop, const nn_node *n,
+                             const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *weights,
+                             const dnnl_memory_desc_t *bias, const dnnl_memory_desc_t *dst)
+{
+    dnnl_dims_t strides = {n->sh, n->sw}, pad = {n->ph, n->pw};
+    if (n->op == NN_CONV)
+        return dn_check(dnnl_convolution_forward_desc_init(&d->conv, prop, dnnl_convolution_direct, src, weights, bias,
+                                                           dst, strides, pad, pad),
+                        "convolution descriptor");
+    return dn_check(dnnl_inner_product_forward_desc_init(&d->ip, prop, src, weights, bias, dst),
+                    "inner product descriptor");
+}

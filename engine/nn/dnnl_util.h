@@ -36,6 +36,17 @@ dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *d
  * the number of weight dims (5 for a grouped convolution). */
 int dn_weight_dims(const nn_node *n, nn_dims in, int src_nd, int64_t *wdims, int64_t *sdims);
 
+/* A convolution's or inner product's forward descriptor; one union serves both. */
+typedef union dn_weighted_desc {
+    dnnl_convolution_desc_t conv;
+    dnnl_inner_product_desc_t ip;
+} dn_weighted_desc;
+
+/* Initializes d for node n (a convolution or an inner product; bias NULL for none); -1 with err_set. */
+int dn_weighted_forward_desc(dn_weighted_desc *d, dnnl_prop_kind_t prop, const nn_node *n,
+                             const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *weights,
+                             const dnnl_memory_desc_t *bias, const dnnl_memory_desc_t *dst);
+
 /* Makes room for element number count of *array (elements of elem bytes): the capacity is 8, then
  * doubles at every power of two. -1 with err_set when out of memory. */
 int dn_grow(void **array, int count, size_t elem);

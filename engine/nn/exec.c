@@ -412,23 +412,12 @@ static int emit_weighted(compiler *c, int i, const fusion *f)
         dmd = p->values[other].md;
     else
         dn_md_any(&dmd, conv ? 4 : 2, ddims);
-    union {
-        dnnl_convolution_desc_t conv;
-        dnnl_inner_product_desc_t ip;
-    } d;
-    dnnl_dims_t strides = {n->sh, n->sw}, pad = {n->ph, n->pw};
-    int rc = conv ? dn_check(dnnl_convolution_forward_desc_init(&d.conv, dnnl_forward_inference,
-                                                             dnnl_convolution_direct, &smd, &wmd, &bmd,
-                                                             &dmd, strides, pad, pad),
-                          "convolution descriptor")
-                  : dn_check(dnnl_inner_product_forward_desc_init(&d.ip, dnnl_forward_inference, &smd, &wmd,
-                                                               &bmd, &dmd),
-                          "inner product descriptor");
-    if (rc)
+    dn_weighted_desc d;
+    if (dn_weighted_forward_desc(&d, dnnl_forward_inference, n, &smd, &wmd, &bmd, &dmd))
         return err_prefix("layer %s", n->name);
     dnnl_primitive_attr_t attr = dn_post_ops_attr(f->has_sum, f->relu);
     dnnl_primitive_desc_t pd;
-    rc = dn_check(dnnl_primitive_desc_create(&pd, &d, attr, dn_engine, NULL), "primitive descriptor");
+    int rc = dn_check(dnnl_primitive_desc_create(&pd, &d, attr, dn_engine, NULL), "primitive descriptor");
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     if (rc)

@@ -32,10 +32,9 @@ nn_net *nn_net_new(int channels, int size, int classes)
     return net;
 }
 
-void nn_node_clear(nn_node *n)
+/* Drops the node's parameters (freeing them unless another network owns them). */
+static void drop_params(nn_node *n)
 {
-    free(n->name);
-    n->name = NULL;
     if (!n->shared) {
         tensor_free(n->weight);
         tensor_free(n->bias);
@@ -44,6 +43,13 @@ void nn_node_clear(nn_node *n)
     }
     n->weight = n->bias = n->mean = n->var = NULL;
     n->shared = 0;
+}
+
+void nn_node_clear(nn_node *n)
+{
+    free(n->name);
+    n->name = NULL;
+    drop_params(n);
 }
 
 int nn_node_own(nn_node *n)
@@ -214,17 +220,8 @@ int nn_init_params(nn_net *net, uint64_t seed)
         goto done;
     }
     /* shapes from the nominal input; parameters are dropped first so that nn_infer ignores them */
-    for (int i = 0; i < net->count; i++) {
-        nn_node *n = &net->nodes[i];
-        if (!n->shared) {
-            tensor_free(n->weight);
-            tensor_free(n->bias);
-            tensor_free(n->mean);
-            tensor_free(n->var);
-        }
-        n->weight = n->bias = n->mean = n->var = NULL;
-        n->shared = 0;
-    }
+    for (int i = 0; i < net->count; i++)
+        drop_params(&net->nodes[i]);
     if (nn_infer(net, net->channels, net->size, net->size, dims) != 0)
         goto done;
     for (int i = 0; i < net->count; i++) {
