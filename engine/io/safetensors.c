@@ -155,8 +155,31 @@ static int cmp_range(const void *a, const void *b)
     return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Refuses a name that occurs twice in names[0..n), found by sorting a copy (headers may hold
+ * millions of entries); what says whose names they are. */
+static int check_unique(char *const *names, int n, const char *what)
+{
+    if (n < 2)
+        return 0;
+    char **sorted = malloc((size_t)n * sizeof *sorted);
+    if (!sorted)
+        return err_set("out of memory");
+    memcpy(sorted, names, (size_t)n * sizeof *sorted);
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_str);
+    int rc = 0;
+    for (int i = 1; i < n && rc == 0; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0)
+            rc = err_set("%s '%s' appears twice in the header", what, sorted[i]);
+    free(sorted);
+    return rc;
+}
+
 static int read_metadata(st_file *f, const cJSON *meta)
 {
+    if (f->meta_keys) /* a second map would replace the first's arrays while the count stays */
+        return err_set("header has two __metadata__ entries");
     if (!cJSON_IsObject(meta))
         return err_set("__metadata__ is not an object");
     int n = cJSON_GetArraySize(meta);
@@ -167,6 +190,8 @@ static int read_metadata(st_file *f, const cJSON *meta)
     const cJSON *item;
     cJSON_ArrayForEach(item, meta)
     {
+        if (f->meta_count >= n)
+            break;
         if (!cJSON_IsString(item))
             return err_set("__metadata__ value of '%s' is not a string", item->string);
         f->meta_keys[f->meta_count] = strdup(item->string);
@@ -175,7 +200,7 @@ static int read_metadata(st_file *f, const cJSON *meta)
             return err_set("out of memory");
         f->meta_count++;
     }
-    return 0;
+    return check_unique(f->meta_keys, f->meta_count, "__metadata__ key");
 }
 
 /* Validates one header entry and converts its bytes; data is the byte buffer after the header. */
@@ -280,6 +305,8 @@ static st_file *parse(const unsigned char *buf, uint64_t size)
             goto fail;
         }
     }
+    if (check_unique(f->names, f->count, "tensor") != 0) /* readers would disagree on the copy meant */
+        goto fail;
     /* byte ranges must tile the data buffer without overlap, as the format requires */
     qsort(ranges, (size_t)nr, sizeof *ranges, cmp_range);
     uint64_t pos = 0;

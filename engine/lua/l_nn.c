@@ -137,15 +137,19 @@ static int l_load(lua_State *L)
     if (!f)
         return lb_lib_error(L);
     const char *arch = st_meta_get(f, "boengine.arch");
-    nn_net *net = arch ? nn_from_arch(arch) /* the builder's spec, then any compression rewrites */
+    /* the structure first, parameters only from the file once its shapes fit the structure */
+    nn_net *net = arch ? nn_arch_graph(arch)
                        : (err_set("no architecture recorded (boengine.arch metadata); build the network with "
                                   "nn.vgg/nn.resnet/nn.mlp and call net:load"),
                           NULL);
-    st_file_free(f);
-    if (!net)
+    if (!net) {
+        st_file_free(f);
         return lb_error(L, "%s: %s", path, err_msg());
+    }
     ln_push(L, net);
-    if (nn_load(net, path) != 0)
+    int rc = nn_load_file(net, f, path);
+    st_file_free(f);
+    if (rc != 0)
         return lb_lib_error(L);
     return 1;
 }

@@ -204,18 +204,29 @@ static int build_mlp(nn_net *net, const nn_spec *s)
     return 0;
 }
 
+/* Upper bounds that keep every shape computation inside int and every request plausible; a
+ * record read from a file is checked against the file's tensors before anything is allocated. */
+#define SPEC_MAX_WIDTH (1 << 28)  /* mlp layer widths */
+#define SPEC_MAX_CHANNELS 65536
+#define SPEC_MAX_CLASSES (1 << 24)
+#define SPEC_MAX_SIZE 16384
+
 static int check_spec(const nn_spec *s)
 {
     if (strcmp(s->arch, "mlp") == 0) {
         if (s->nwidths < 2)
             return err_set("mlp: needs at least two widths (inputs and classes)");
         for (int i = 0; i < s->nwidths; i++)
-            if (s->widths[i] < 1)
-                return err_set("mlp: width %d is %d, must be positive", i + 1, s->widths[i]);
+            if (s->widths[i] < 1 || s->widths[i] > SPEC_MAX_WIDTH)
+                return err_set("mlp: width %d is %d, must be in [1, %d]", i + 1, s->widths[i], SPEC_MAX_WIDTH);
         return 0;
     }
-    if (s->channels < 1 || s->classes < 1 || s->size < 1)
-        return err_set("%s: channels, classes and size must be positive", s->arch);
+    if (s->channels < 1 || s->channels > SPEC_MAX_CHANNELS)
+        return err_set("%s: channels %d must be in [1, %d]", s->arch, s->channels, SPEC_MAX_CHANNELS);
+    if (s->classes < 1 || s->classes > SPEC_MAX_CLASSES)
+        return err_set("%s: classes %d must be in [1, %d]", s->arch, s->classes, SPEC_MAX_CLASSES);
+    if (s->size < 1 || s->size > SPEC_MAX_SIZE)
+        return err_set("%s: size %d must be in [1, %d]", s->arch, s->size, SPEC_MAX_SIZE);
     if (!(s->width > 0) || s->width > 64)
         return err_set("%s: width %g must be in (0, 64]", s->arch, s->width);
     if (s->dropout < 0 || s->dropout >= 1)
@@ -223,7 +234,7 @@ static int check_spec(const nn_spec *s)
     return 0;
 }
 
-nn_net *nn_build(const nn_spec *s)
+nn_net *nn_build_graph(const nn_spec *s)
 {
     if (check_spec(s) != 0)
         return NULL;
@@ -236,11 +247,19 @@ nn_net *nn_build(const nn_spec *s)
              : strcmp(s->arch, "resnet") == 0 ? build_resnet(net, s)
              : is_mlp                         ? build_mlp(net, s)
                                               : err_set("unknown architecture '%s'", s->arch);
-    if (rc == 0)
-        rc = nn_init_params(net, s->seed);
     if (rc == 0 && !(net->arch = nn_spec_to_json(s)))
         rc = err_set("out of memory");
     if (rc != 0) {
+        nn_net_free(net);
+        return NULL;
+    }
+    return net;
+}
+
+nn_net *nn_build(const nn_spec *s)
+{
+    nn_net *net = nn_build_graph(s);
+    if (net && nn_init_params(net, s->seed) != 0) {
         nn_net_free(net);
         return NULL;
     }
@@ -271,10 +290,18 @@ char *nn_spec_to_json(const nn_spec *s)
     return text;
 }
 
-static int json_int(const cJSON *o, const char *key, int def)
+/* An integer member (def when absent); -1 with a message when present but not an integer in
+ * [lo, hi]. */
+static int json_int(const cJSON *o, const char *key, int def, int lo, int hi, int *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? (int)v->valuedouble : def;
+    *out = def;
+    if (!v)
+        return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
+        return err_set("architecture record: %s is not an integer in [%d, %d]", key, lo, hi);
+    *out = (int)v->valuedouble;
+    return 0;
 }
 
 static const char *json_str(const cJSON *o, const char *key, const char *def)
@@ -297,11 +324,14 @@ int nn_spec_from_json(nn_spec *s, const char *json)
         return err_set("architecture record is not a known network: %.80s", json);
     }
     nn_spec_defaults(s, known);
-    s->depth = json_int(o, "depth", s->depth);
+    int rc = json_int(o, "depth", s->depth, 0, 1000, &s->depth);
+    if (rc == 0)
+        rc = json_int(o, "channels", s->channels, 1, SPEC_MAX_CHANNELS, &s->channels);
+    if (rc == 0)
+        rc = json_int(o, "classes", s->classes, 1, SPEC_MAX_CLASSES, &s->classes);
+    if (rc == 0)
+        rc = json_int(o, "size", s->size, 1, SPEC_MAX_SIZE, &s->size);
     s->batchnorm = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "batchnorm"));
-    s->channels = json_int(o, "channels", s->channels);
-    s->classes = json_int(o, "classes", s->classes);
-    s->size = json_int(o, "size", s->size);
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "width");
     if (cJSON_IsNumber(w))
         s->width = w->valuedouble;
@@ -311,11 +341,18 @@ int nn_spec_from_json(nn_spec *s, const char *json)
     s->small_stem = strcmp(json_str(o, "stem", ""), "small") == 0;
     s->small_head = strcmp(json_str(o, "head", ""), "small") == 0;
     const cJSON *ws = cJSON_GetObjectItemCaseSensitive(o, "widths"), *e;
+    int max = (int)(sizeof s->widths / sizeof *s->widths);
+    if (rc == 0 && ws && (!cJSON_IsArray(ws) || cJSON_GetArraySize(ws) > max))
+        rc = err_set("architecture record: widths is not a list of at most %d integers", max);
     cJSON_ArrayForEach(e, ws)
     {
-        if (s->nwidths < (int)(sizeof s->widths / sizeof *s->widths))
-            s->widths[s->nwidths++] = (int)e->valuedouble;
+        double v = cJSON_IsNumber(e) ? e->valuedouble : -1;
+        if (rc == 0 && (v != floor(v) || v < 1 || v > SPEC_MAX_WIDTH))
+            rc = err_set("architecture record: width %d is not an integer in [1, %d]", s->nwidths + 1,
+                         SPEC_MAX_WIDTH);
+        if (rc == 0)
+            s->widths[s->nwidths++] = (int)v;
     }
     cJSON_Delete(o);
-    return 0;
+    return rc;
 }

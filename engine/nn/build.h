@@ -26,6 +26,8 @@ void nn_spec_defaults(nn_spec *s, const char *arch);
 
 /* Builds and initializes a network; NULL with err_set on an invalid spec. */
 nn_net *nn_build(const nn_spec *s);
+/* The same graph without parameters (nn_init_params or nn_load_file gives them). */
+nn_net *nn_build_graph(const nn_spec *s);
 
 /* The spec as JSON (malloc'ed), and back. */
 char *nn_spec_to_json(const nn_spec *s);

@@ -257,12 +257,12 @@ static int replay(nn_net *net, const cJSON *r, int index)
     return nn_rewrite(net, layer->valuestring, op->valuestring, a, b) < 0 ? -1 : 0;
 }
 
-nn_net *nn_from_arch(const char *json)
+nn_net *nn_arch_graph(const char *json)
 {
     nn_spec s;
     if (nn_spec_from_json(&s, json) != 0)
         return NULL;
-    nn_net *net = nn_build(&s);
+    nn_net *net = nn_build_graph(&s);
     if (!net)
         return NULL;
     cJSON *o = cJSON_Parse(json);
@@ -277,12 +277,22 @@ nn_net *nn_from_arch(const char *json)
     }
     cJSON_Delete(o);
     if (rc == 0 && k > 0) {
-        rc = nn_init_params(net, s.seed);
         free(net->arch);
-        if (rc == 0 && !(net->arch = strdup(json)))
+        if (!(net->arch = strdup(json)))
             rc = err_set("out of memory");
     }
     if (rc != 0) {
+        nn_net_free(net);
+        return NULL;
+    }
+    return net;
+}
+
+nn_net *nn_from_arch(const char *json)
+{
+    nn_spec s;
+    nn_net *net = nn_arch_graph(json);
+    if (net && (nn_spec_from_json(&s, json) != 0 || nn_init_params(net, s.seed) != 0)) {
         nn_net_free(net);
         return NULL;
     }

@@ -53,5 +53,8 @@ int nn_arch_add_rewrite(nn_net *net, const char *layer, const char *op, int rank
 /* A network rebuilt from an architecture record: the builder's spec, then its rewrites in order;
  * parameters freshly initialized (nn_load fills them). NULL with a message on a bad record. */
 nn_net *nn_from_arch(const char *json);
+/* The same structure without parameters: what nn.load builds before checking a file's tensors
+ * against it, so that a record announcing a huge network allocates nothing. */
+nn_net *nn_arch_graph(const char *json);
 
 #endif

@@ -190,8 +190,6 @@ int nn_infer(const nn_net *net, int c, int h, int w, nn_dims *dims)
     return 0;
 }
 
-static tensor *new1(int64_t a) { return tensor_new(1, (int64_t[]){a}); }
-
 static void fill_normal(tensor *t, rng *r, double std)
 {
     for (int64_t i = 0; i < t->numel; i++)
@@ -208,59 +206,6 @@ static void fill_const(tensor *t, float v)
 {
     for (int64_t i = 0; i < t->numel; i++)
         t->data[i] = v;
-}
-
-int nn_init_params(nn_net *net, uint64_t seed)
-{
-    nn_dims *dims = malloc((size_t)(net->count ? net->count : 1) * sizeof *dims);
-    rng *r = rng_new(seed);
-    int rc = -1;
-    if (!dims || !r) {
-        err_set("out of memory");
-        goto done;
-    }
-    /* shapes from the nominal input; parameters are dropped first so that nn_infer ignores them */
-    for (int i = 0; i < net->count; i++)
-        drop_params(&net->nodes[i]);
-    if (nn_infer(net, net->channels, net->size, net->size, dims) != 0)
-        goto done;
-    for (int i = 0; i < net->count; i++) {
-        nn_node *n = &net->nodes[i];
-        nn_dims in = n->in[0] == NN_INPUT ? (nn_dims){net->channels, net->size, net->size} : dims[n->in[0]];
-        if (n->op == NN_CONV) {
-            n->weight = tensor_new(4, (int64_t[]){n->out, in.c / n->groups, n->kh, n->kw});
-            if (n->weight) /* Kaiming normal, fan-out, for ReLU */
-                fill_normal(n->weight, r, sqrt(2.0 / ((double)n->out * n->kh * n->kw)));
-            if (n->has_bias && (n->bias = new1(n->out)))
-                fill_const(n->bias, 0);
-        } else if (n->op == NN_LINEAR) {
-            int64_t fan_in = (int64_t)in.c * in.h * in.w;
-            n->weight = tensor_new(2, (int64_t[]){n->out, fan_in});
-            if (n->weight) /* PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
-                fill_uniform(n->weight, r, 1 / sqrt((double)fan_in));
-            if (n->has_bias && (n->bias = new1(n->out)))
-                fill_uniform(n->bias, r, 1 / sqrt((double)fan_in));
-        } else if (n->op == NN_BATCHNORM) {
-            n->weight = new1(in.c);
-            n->bias = new1(in.c);
-            n->mean = new1(in.c);
-            n->var = new1(in.c);
-            if (n->weight && n->bias && n->mean && n->var) {
-                fill_const(n->weight, 1);
-                fill_const(n->var, 1);
-            }
-        } else {
-            continue;
-        }
-        if (!n->weight || (n->has_bias && !n->bias) || (n->op == NN_BATCHNORM && (!n->bias || !n->mean || !n->var)))
-            goto done;
-    }
-    nn_invalidate(net);
-    rc = 0;
-done:
-    free(dims);
-    rng_free(r);
-    return rc;
 }
 
 /* Parameter slots of a node, in the order PyTorch lists them. */
@@ -282,6 +227,92 @@ static int node_params(nn_node *n, const char **suffix, tensor ***slot)
         }
     }
     return k;
+}
+
+/* The shape of slot k (node_params' order) of node n whose input has dims in; returns ndim. */
+static int slot_shape(const nn_node *n, nn_dims in, int k, int64_t *shape)
+{
+    if (n->op == NN_CONV && k == 0) {
+        shape[0] = n->out, shape[1] = in.c / n->groups, shape[2] = n->kh, shape[3] = n->kw;
+        return 4;
+    }
+    if (n->op == NN_LINEAR && k == 0) {
+        shape[0] = n->out, shape[1] = (int64_t)in.c * in.h * in.w;
+        return 2;
+    }
+    shape[0] = n->op == NN_BATCHNORM ? in.c : n->out; /* biases and batch-norm vectors */
+    return 1;
+}
+
+static nn_dims input_dims(const nn_net *net, const nn_dims *dims, const nn_node *n)
+{
+    return n->in[0] == NN_INPUT ? (nn_dims){net->channels, net->size, net->size} : dims[n->in[0]];
+}
+
+/* Output dims of every node at the nominal input, computed with the parameters ignored (so that
+ * a graph without them, or with some missing, has shapes too); NULL with a message. */
+static nn_dims *nominal_dims(const nn_net *net)
+{
+    nn_net bare = *net;
+    bare.nodes = calloc((size_t)(net->count ? net->count : 1), sizeof *bare.nodes);
+    nn_dims *dims = malloc((size_t)(net->count ? net->count : 1) * sizeof *dims);
+    if (!bare.nodes || !dims) {
+        free(bare.nodes);
+        free(dims);
+        err_set("out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < net->count; i++) {
+        bare.nodes[i] = net->nodes[i];
+        bare.nodes[i].weight = bare.nodes[i].bias = bare.nodes[i].mean = bare.nodes[i].var = NULL;
+    }
+    int rc = nn_infer(&bare, net->channels, net->size, net->size, dims);
+    free(bare.nodes);
+    if (rc != 0) {
+        free(dims);
+        return NULL;
+    }
+    return dims;
+}
+
+int nn_init_params(nn_net *net, uint64_t seed)
+{
+    nn_dims *dims = nominal_dims(net);
+    rng *r = rng_new(seed);
+    int rc = -1;
+    if (!dims || !r) {
+        if (dims)
+            err_set("out of memory");
+        goto done;
+    }
+    for (int i = 0; i < net->count; i++) {
+        nn_node *n = &net->nodes[i];
+        drop_params(n);
+        const char *suffix[4];
+        tensor **slot[4];
+        int64_t shape[4];
+        int k = node_params(n, suffix, slot);
+        for (int j = 0; j < k; j++)
+            if (!(*slot[j] = tensor_new(slot_shape(n, input_dims(net, dims, n), j, shape), shape)))
+                goto done;
+        if (n->op == NN_CONV) { /* Kaiming normal, fan-out, for ReLU; zero bias */
+            fill_normal(n->weight, r, sqrt(2.0 / ((double)n->out * n->kh * n->kw)));
+        } else if (n->op == NN_LINEAR) { /* PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+            double bound = 1 / sqrt((double)n->weight->shape[1]);
+            fill_uniform(n->weight, r, bound);
+            if (n->bias)
+                fill_uniform(n->bias, r, bound);
+        } else if (n->op == NN_BATCHNORM) {
+            fill_const(n->weight, 1);
+            fill_const(n->var, 1);
+        }
+    }
+    nn_invalidate(net);
+    rc = 0;
+done:
+    free(dims);
+    rng_free(r);
+    return rc;
 }
 
 void nn_readers(const nn_net *net, int last, int *uses, int *consumer)
@@ -363,57 +394,91 @@ static int ignorable(const char *name)
     return dot && strcmp(dot + 1, "num_batches_tracked") == 0;
 }
 
-int nn_load(nn_net *net, const char *path)
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* One parameter slot of the network: its name and the shape the file must give it. */
+typedef struct expected {
+    nn_node *node;
+    tensor **slot;
+    int ndim;
+    int64_t shape[4];
+} expected;
+
+int nn_load_file(nn_net *net, const st_file *f, const char *path)
 {
     int count = nn_param_list(net, NULL, NULL), rc = -1;
-    char **names = calloc((size_t)count + 1, sizeof *names);
-    tensor **mine = calloc((size_t)count + 1, sizeof *mine);
-    st_file *f = NULL;
-    if (!names || !mine || nn_param_list(net, names, mine) < 0) {
+    char **names = calloc((size_t)count + 1, sizeof *names), **sorted = calloc((size_t)count + 1, sizeof *sorted);
+    expected *want = calloc((size_t)count + 1, sizeof *want);
+    nn_dims *dims = NULL;
+    if (!names || !sorted || !want || nn_param_list(net, names, NULL) < 0) {
         err_set("out of memory");
         goto done;
     }
-    if (!(f = st_read(path)))
-        goto done;
+    /* the shapes come from the graph, so that a graph built without parameters (nn_arch_graph)
+     * is checked against the file before anything of the file's announced sizes is allocated */
+    for (int i = 0, p = 0; i < net->count; i++) {
+        nn_node *n = &net->nodes[i];
+        const char *suffix[4];
+        tensor **slot[4];
+        int k = node_params(n, suffix, slot);
+        for (int j = 0; j < k; j++, p++) {
+            want[p] = (expected){.node = n, .slot = slot[j]};
+            if (*slot[j]) { /* an allocated parameter keeps its own shape */
+                want[p].ndim = (*slot[j])->ndim;
+                memcpy(want[p].shape, (*slot[j])->shape, sizeof want[p].shape);
+            } else {
+                if (!dims && !(dims = nominal_dims(net)))
+                    goto done;
+                want[p].ndim = slot_shape(n, input_dims(net, dims, n), j, want[p].shape);
+            }
+        }
+    }
+    memcpy(sorted, names, (size_t)count * sizeof *sorted);
+    qsort(sorted, (size_t)count, sizeof *sorted, cmp_str);
+    for (int j = 0; j < f->count; j++)
+        if (!ignorable(f->names[j]) && !bsearch(&f->names[j], sorted, (size_t)count, sizeof *sorted, cmp_str)) {
+            err_set("%s: tensor %s does not belong to this network", path, f->names[j]);
+            goto done;
+        }
     for (int i = 0; i < count; i++) {
         tensor *t = st_find(f, names[i]);
         char a[160], b[160];
+        tensor_shape_str(want[i].ndim, want[i].shape, b, sizeof b);
         if (!t) {
-            err_set("%s: missing tensor %s (expected shape %s)", path, names[i],
-                    tensor_shape_str(mine[i]->ndim, mine[i]->shape, b, sizeof b));
+            err_set("%s: missing tensor %s (expected shape %s)", path, names[i], b);
             goto done;
         }
-        if (!tensor_same_shape(t, mine[i])) {
+        if (t->ndim != want[i].ndim || memcmp(t->shape, want[i].shape, (size_t)t->ndim * sizeof *t->shape)) {
             err_set("%s: tensor %s has shape %s, expected %s", path, names[i],
-                    tensor_shape_str(t->ndim, t->shape, a, sizeof a),
-                    tensor_shape_str(mine[i]->ndim, mine[i]->shape, b, sizeof b));
-            goto done;
-        }
-    }
-    for (int j = 0; j < f->count; j++) {
-        int known = ignorable(f->names[j]);
-        for (int i = 0; i < count && !known; i++)
-            known = strcmp(f->names[j], names[i]) == 0;
-        if (!known) {
-            err_set("%s: tensor %s does not belong to this network", path, f->names[j]);
+                    tensor_shape_str(t->ndim, t->shape, a, sizeof a), b);
             goto done;
         }
     }
     for (int i = 0; i < net->count; i++) /* shared tensors are copied before being overwritten */
         if (nn_node_own(&net->nodes[i]) != 0)
             goto done;
-    if (nn_param_list(net, NULL, mine) < 0)
-        goto done;
     for (int i = 0; i < count; i++) {
-        tensor *t = st_find(f, names[i]);
-        memcpy(mine[i]->data, t->data, (size_t)t->numel * sizeof(float));
+        const tensor *t = st_find(f, names[i]);
+        if (*want[i].slot)
+            memcpy((*want[i].slot)->data, t->data, (size_t)t->numel * sizeof(float));
+        else if (!(*want[i].slot = tensor_clone(t)))
+            goto done;
     }
     nn_invalidate(net);
     rc = 0;
 done:
-    st_file_free(f);
+    free(dims);
     free_names(names, count);
-    free(mine);
+    free(sorted);
+    free(want);
+    return rc;
+}
+
+int nn_load(nn_net *net, const char *path)
+{
+    st_file *f = st_read(path);
+    int rc = f ? nn_load_file(net, f, path) : -1;
+    st_file_free(f);
     return rc;
 }
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/tensor.h"
+#include "io/safetensors.h"
 
 typedef enum nn_op {
     NN_CONV,
@@ -95,6 +96,10 @@ const char *nn_op_name(nn_op op);
  * error naming it and both shapes; a tensor the network does not have is an error too, except
  * PyTorch's num_batches_tracked counters. Nothing changes unless the whole file fits. */
 int nn_load(nn_net *net, const char *path);
+/* The same from a file already read (path names it in messages). Parameters the graph lacks are
+ * allocated from the file's tensors once every shape has been checked against the graph, so that
+ * a graph without parameters (nn_arch_graph) is never sized by what the file claims. */
+int nn_load_file(nn_net *net, const st_file *f, const char *path);
 /* Saves every parameter (atomically), with the architecture in the file's metadata. */
 int nn_save(const nn_net *net, const char *path);
 /* The same with extra metadata entries (e.g. how the weights were trained); the keys the engine

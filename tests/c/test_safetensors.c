@@ -144,6 +144,19 @@ static void test_rejections(void)
     p = write_raw("meta.safetensors", -1, "{\"__metadata__\":{\"k\":1}}", data, 0);
     expect_error(p, "__metadata__ value of 'k' is not a string", "a metadata value that is not a string");
     expect_error(tmp_path("absent.safetensors"), "cannot open", "a missing file");
+
+    /* two metadata maps once overflowed the heap: the second reallocated the arrays, the count stayed */
+    p = write_raw("meta2.safetensors", -1,
+                  "{\"__metadata__\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"},\"__metadata__\":{\"d\":\"4\"}}", data, 0);
+    expect_error(p, "header has two __metadata__ entries", "a header with two __metadata__ maps");
+    p = write_raw("metakey.safetensors", -1, "{\"__metadata__\":{\"a\":\"1\",\"a\":\"2\"}}", data, 0);
+    expect_error(p, "__metadata__ key 'a' appears twice in the header", "a metadata key given twice");
+    p = write_raw("twice.safetensors", -1,
+                  "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                  "\"v\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[16,20]},"
+                  "\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+                  data, 20);
+    expect_error(p, "tensor 'w' appears twice in the header", "a tensor name given twice");
 }
 
 static void put16(unsigned char *p, unsigned v)

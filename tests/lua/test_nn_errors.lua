@@ -98,5 +98,48 @@ net:forward(tensor.zeros{2, 3, 28, 28})
   tap.ok(has(err, "channels.lua:3:"), "the error names the script line")
 end
 
+-- 5. A hostile architecture record: nn.load checks the record against the file's tensors before
+-- allocating anything (an MLP of a billion hidden units once built 4 billion floats first). The
+-- process runs under a 2 GiB address-space limit, so that allocating first cannot pass.
+do
+  local function record(name, arch, tensors)
+    local path = dir .. "/" .. name
+    tensor.save(path, tensors, {["boengine.arch"] = arch})
+    return path
+  end
+  local small = {["fc1.weight"] = tensor.zeros{3, 4}, ["fc1.bias"] = tensor.zeros{3},
+                 ["fc2.weight"] = tensor.zeros{2, 3}, ["fc2.bias"] = tensor.zeros{2}}
+  local function load_fails(name, arch, tensors, want, what)
+    local path = record(name .. ".safetensors", arch, tensors)
+    local lua = script(name .. ".lua", string.format("nn.load(%q)\n", path))
+    local ok, _, err = tap.run("ulimit -v 2097152; " .. bin .. " --quiet --threads 1 " .. lua)
+    local _, lines = err:gsub("\n", "")
+    tap.ok(not ok and lines == 1 and has(err, path) and has(err, want), what)
+    if ok or lines ~= 1 or not has(err, want) then tap.diag("stderr: " .. err) end
+  end
+  load_fails("huge_mlp", '{"arch":"mlp","widths":[4,100000000,2]}', small,
+             "tensor fc1.weight has shape 3x4, expected 100000000x4",
+             "an MLP record of 10^8 hidden units is refused by the tensors' shapes, nothing allocated")
+  load_fails("huger_mlp", '{"arch":"mlp","widths":[4,1000000000,2]}', small,
+             "architecture record: width 2 is not an integer in [1, 268435456]", "an MLP width beyond the bound")
+  load_fails("huge_resnet", '{"arch":"resnet","depth":152,"width":64,"size":224}',
+             {["conv1.weight"] = tensor.zeros{4, 3, 7, 7}},
+             "tensor conv1.weight has shape 4x3x7x7, expected 4096x3x7x7",
+             "a ResNet-152 record of width 64 is refused by the tensors, nothing allocated")
+  load_fails("huge_size", '{"arch":"vgg","depth":11,"size":1e12}', small,
+             "architecture record: size is not an integer in [1, 16384]", "an input size beyond int")
+  load_fails("widths", '{"arch":"mlp","widths":[4,2.5,2]}', small,
+             "architecture record: width 2 is not an integer", "a fractional MLP width")
+  load_fails("rank", '{"arch":"mlp","widths":[4,3,2],"rewrites":[{"layer":"fc1","op":"svd","rank":100000000}]}',
+             {["fc1.a.weight"] = tensor.zeros{2, 4}, ["fc1.b.weight"] = tensor.zeros{3, 2},
+              ["fc1.b.bias"] = tensor.zeros{3}, ["fc2.weight"] = tensor.zeros{2, 3}, ["fc2.bias"] = tensor.zeros{2}},
+             "tensor fc1.a.weight has shape 2x4, expected 100000000x4",
+             "a rewrite of rank 10^8 is refused by the tensors, nothing allocated")
+  -- and a record that fits its tensors still loads
+  local path = record("fits.safetensors", '{"arch":"mlp","widths":[4,3,2]}', small)
+  local ok, err = pcall(nn.load, path)
+  tap.ok(ok and err:param_count() == 3 * 4 + 3 + 2 * 3 + 2, "a record that fits its tensors loads")
+end
+
 os.execute("rm -rf " .. dir)
 tap.done()
