@@ -179,16 +179,10 @@ static int d_tostring(lua_State *L)
     return 1;
 }
 
-/* Scratch arrays owned by Lua, so that a raised error frees them. */
-static void *scratch(lua_State *L, int64_t n, size_t elem)
-{
-    return lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * elem, 0);
-}
-
 /* Pushes the batch of the n indices idx: x (tensor), labels (0-based list), indices (1-based list). */
 static int push_batch(lua_State *L, dataset *d, int64_t n, const int64_t *idx)
 {
-    int *labels = scratch(L, n, sizeof *labels);
+    int *labels = lb_scratch(L, (size_t)n, sizeof *labels);
     tensor *x = ds_batch(d, n, idx, labels);
     if (!x)
         return lb_lib_error(L);
@@ -213,7 +207,7 @@ static int d_sample(lua_State *L)
     if (n < 1 || n > ds_size(d))
         return lb_error(L, "%s: cannot sample %lld distinct examples out of %lld", ds_name(d), (long long)n,
                         (long long)ds_size(d));
-    int64_t *idx = scratch(L, n, sizeof *idx);
+    int64_t *idx = lb_scratch(L, (size_t)n, sizeof *idx);
     rng *r = rng_new(seed);
     if (!r)
         return lb_lib_error(L);
@@ -232,7 +226,7 @@ static int d_batch(lua_State *L)
     if (first < 1 || count < 1 || first > ds_size(d) || count > ds_size(d) - first + 1)
         return lb_error(L, "%s: batch of %lld from %lld runs outside examples 1..%lld", ds_name(d), (long long)count,
                         (long long)first, (long long)ds_size(d));
-    int64_t *idx = scratch(L, count, sizeof *idx);
+    int64_t *idx = lb_scratch(L, (size_t)count, sizeof *idx);
     if (ds_range(d, first - 1, count, idx) != 0)
         return lb_lib_error(L);
     return push_batch(L, d, count, idx);
@@ -246,7 +240,7 @@ static int d_get(lua_State *L)
     lua_Integer n = luaL_len(L, 2);
     if (n < 1)
         return lb_error(L, "%s: get needs a non-empty list of indices", ds_name(d));
-    int64_t *idx = scratch(L, n, sizeof *idx);
+    int64_t *idx = lb_scratch(L, (size_t)n, sizeof *idx);
     for (lua_Integer j = 0; j < n; j++) {
         lua_geti(L, 2, j + 1);
         int ok;
@@ -279,8 +273,8 @@ static double run_accuracy(lua_State *L, int64_t *count)
     int64_t n = ds_size(d);
     if (batch > n)
         batch = n;
-    int64_t *idx = scratch(L, batch, sizeof *idx);
-    int *labels = scratch(L, batch, sizeof *labels);
+    int64_t *idx = lb_scratch(L, (size_t)batch, sizeof *idx);
+    int *labels = lb_scratch(L, (size_t)batch, sizeof *labels);
     int64_t correct = 0;
     progress p;
     progress_start(&p, "accuracy", n);
@@ -339,17 +333,14 @@ static const luaL_Reg dataset_methods[] = {
     {"get", d_get}, {"accuracy", d_accuracy}, {"evaluate", d_evaluate}, {NULL, NULL}};
 
 static const luaL_Reg dataset_meta[] = {
-    {"__gc", d_gc}, {"__close", d_gc}, {"__len", d_size}, {"__tostring", d_tostring}, {"__index", NULL},
+    {"__gc", d_gc}, {"__close", d_gc}, {"__len", d_size}, {"__tostring", d_tostring},
     {NULL, NULL}};
 
 static const luaL_Reg data_funcs[] = {{"fashion_mnist", l_fashion_mnist}, {"folder", l_folder}, {NULL, NULL}};
 
 int luaopen_data(lua_State *L)
 {
-    luaL_newmetatable(L, DATASET_MT);
-    luaL_setfuncs(L, dataset_meta, 0);
-    luaL_newlib(L, dataset_methods);
-    lua_setfield(L, -2, "__index");
+    lb_new_class(L, DATASET_MT, "dataset", dataset_meta, dataset_methods);
     lua_pop(L, 1);
     luaL_newlib(L, data_funcs);
     return 1;

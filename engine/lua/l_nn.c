@@ -175,8 +175,8 @@ static int net_save(lua_State *L)
         lua_settop(L, 3);
         for (lua_pushnil(L); lua_next(L, 3); lua_pop(L, 1))
             count++;
-        keys = lua_newuserdatauv(L, (size_t)(count + 1) * sizeof *keys, 0);
-        values = lua_newuserdatauv(L, (size_t)(count + 1) * sizeof *values, 0);
+        keys = lb_scratch(L, (size_t)count + 1, sizeof *keys);
+        values = lb_scratch(L, (size_t)count + 1, sizeof *values);
         lua_newtable(L); /* keeps the converted strings alive */
         int held = lua_gettop(L), i = 0;
         for (lua_pushnil(L); lua_next(L, 3); lua_pop(L, 1)) {
@@ -303,17 +303,14 @@ static const luaL_Reg net_methods[] = {
     {"arch", net_arch},     {NULL, NULL}};
 
 static const luaL_Reg net_meta[] = {
-    {"__gc", net_gc}, {"__close", net_gc}, {"__tostring", net_tostring}, {"__index", NULL}, {NULL, NULL}};
+    {"__gc", net_gc}, {"__close", net_gc}, {"__tostring", net_tostring}, {NULL, NULL}};
 
 static const luaL_Reg nn_funcs[] = {
     {"vgg", l_vgg}, {"resnet", l_resnet}, {"mlp", l_mlp}, {"load", l_load}, {NULL, NULL}};
 
 int luaopen_nn(lua_State *L)
 {
-    luaL_newmetatable(L, NET_MT);
-    luaL_setfuncs(L, net_meta, 0);
-    luaL_newlib(L, net_methods);
-    lua_setfield(L, -2, "__index");
+    lb_new_class(L, NET_MT, "net", net_meta, net_methods);
     lua_pop(L, 1);
     luaL_newlib(L, nn_funcs);
     ln_open_train(L);

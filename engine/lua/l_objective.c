@@ -107,7 +107,7 @@ static void set_num(lua_State *L, const char *k, double v)
 static void push_indices(lua_State *L, ob_estimator *e, int64_t index)
 {
     int64_t n = ob_get_options(e)->samples;
-    int64_t *idx = lua_newuserdatauv(L, (size_t)n * sizeof *idx, 0); /* freed by the collector */
+    int64_t *idx = lb_scratch(L, (size_t)n, sizeof *idx);
     if (ob_sample_indices(e, index, idx) != 0)
         lb_lib_error(L);
     lua_createtable(L, (int)n, 0);
@@ -215,7 +215,7 @@ static const luaL_Reg est_methods[] = {{"evaluate", est_evaluate}, {"prepare", e
                                        {NULL, NULL}};
 
 static const luaL_Reg est_meta[] = {
-    {"__gc", est_gc}, {"__close", est_gc}, {"__tostring", est_tostring}, {"__index", NULL}, {NULL, NULL}};
+    {"__gc", est_gc}, {"__close", est_gc}, {"__tostring", est_tostring}, {NULL, NULL}};
 
 /* objective.scalarize{families =, estimator =, gamma = 1, ratio = "params"} → f, state: options
  * checked here, the function and its state built by the prelude's objective._scalarize. */
@@ -265,10 +265,7 @@ static const luaL_Reg objective_funcs[] = {{"fnorm", l_fnorm}, {"risk", l_risk},
 
 int luaopen_objective(lua_State *L)
 {
-    luaL_newmetatable(L, ESTIMATOR_MT);
-    luaL_setfuncs(L, est_meta, 0);
-    luaL_newlib(L, est_methods);
-    lua_setfield(L, -2, "__index");
+    lb_new_class(L, ESTIMATOR_MT, "estimator", est_meta, est_methods);
     lua_pop(L, 1);
     luaL_newlib(L, objective_funcs);
     return 1;

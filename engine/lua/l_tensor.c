@@ -364,7 +364,7 @@ static const luaL_Reg tensor_methods[] = {
     {"rel_error", t_rel_error}, {NULL, NULL}};
 
 static const luaL_Reg tensor_meta[] = {
-    {"__gc", t_gc}, {"__close", t_gc}, {"__tostring", t_tostring}, {"__index", NULL}, {NULL, NULL}};
+    {"__gc", t_gc}, {"__close", t_gc}, {"__tostring", t_tostring}, {NULL, NULL}};
 
 static const luaL_Reg tensor_funcs[] = {
     {"zeros", t_zeros}, {"from_table", t_from_table}, {"load", t_load}, {"save", t_save},
@@ -372,10 +372,7 @@ static const luaL_Reg tensor_funcs[] = {
 
 int luaopen_tensor(lua_State *L)
 {
-    luaL_newmetatable(L, TENSOR_MT);
-    luaL_setfuncs(L, tensor_meta, 0);
-    luaL_newlib(L, tensor_methods);
-    lua_setfield(L, -2, "__index");
+    lb_new_class(L, TENSOR_MT, "tensor", tensor_meta, tensor_methods);
     lua_pop(L, 1);
     luaL_newlib(L, tensor_funcs);
     return 1;

@@ -1,12 +1,35 @@
 #include "lua/lb.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
 
 static const char INPUT_ERROR_KEY[] = "boengine.input_error";
+static const char FUNCTION_NAMES_KEY[] = "boengine.function_names";
+
+/* Pushes the qualified name of the C function running at level 0 ("nn.load"), or nothing and
+ * returns 0 when it is not one of the engine's. */
+static int push_function_name(lua_State *L)
+{
+    lua_Debug ar;
+    if (!lua_getstack(L, 0, &ar) || !lua_getinfo(L, "f", &ar))
+        return 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, FUNCTION_NAMES_KEY);
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    lua_rotate(L, -2, 1);
+    if (lua_rawget(L, -2) != LUA_TSTRING) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    lua_remove(L, -2);
+    return 1;
+}
 
 int lb_error(lua_State *L, const char *fmt, ...)
 {
@@ -27,18 +50,70 @@ int lb_error(lua_State *L, const char *fmt, ...)
             break; /* called from C: no location, as luaL_where */
         level++;
     }
+    int parts = 1;
     if (found)
         lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
     else
         lua_pushliteral(L, "");
+    if (push_function_name(L)) {
+        size_t len;
+        const char *name = lua_tolstring(L, -1, &len);
+        if (strncmp(msg, name, len) == 0 && msg[len] == ':') {
+            lua_pop(L, 1); /* the message names its function already */
+        } else {
+            lua_pushliteral(L, ": ");
+            parts += 2;
+        }
+    }
     lua_pushstring(L, msg);
-    lua_concat(L, 2);
+    lua_concat(L, parts + 1);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, INPUT_ERROR_KEY);
-    return lua_error(L);
+    lua_error(L);
+    __builtin_unreachable();
 }
 
-int lb_lib_error(lua_State *L) { return lb_error(L, "%s", err_msg()); }
+int lb_lib_error(lua_State *L) { lb_error(L, "%s", err_msg()); }
+
+void lb_name_functions(lua_State *L, int idx, const char *prefix, const char *sep)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, FUNCTION_NAMES_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, FUNCTION_NAMES_KEY);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)) {
+            lua_pushfstring(L, "%s%s%s", prefix, sep, lua_tostring(L, -2));
+            lua_rawset(L, -4); /* names[function] = "prefix.key" */
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+void lb_new_class(lua_State *L, const char *tname, const char *display, const luaL_Reg *meta,
+                  const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, tname);
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lb_name_functions(L, -1, display, ":");
+    lua_setfield(L, -2, "__index");
+}
+
+void *lb_scratch(lua_State *L, size_t count, size_t elem)
+{
+    if (elem && count > (SIZE_MAX - 64) / elem)
+        lb_error(L, "scratch memory of %zu x %zu bytes is too large", count, elem);
+    size_t bytes = count * elem;
+    return lua_newuserdatauv(L, bytes > 0 ? bytes : 1, 0);
+}
 
 int lb_is_input_error(lua_State *L, int idx)
 {

@@ -11,11 +11,26 @@
 int lb_open_engine(lua_State *L);
 
 /* Raises an error caused by bad input (a file, a table, an argument): prefixed with the calling
- * script's file:line, reported by boengine as one line without a traceback. Never returns. */
-int lb_error(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+ * script's file:line and the name of the engine function that raised it ("nn.load: ", unless the
+ * message starts with it already), reported by boengine as one line without a traceback. */
+int lb_error(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 
-/* Raises lb_error with err_msg(), the message recorded by the library. Never returns. */
-int lb_lib_error(lua_State *L);
+/* Raises lb_error with err_msg(), the message recorded by the library. */
+int lb_lib_error(lua_State *L) __attribute__((noreturn));
+
+/* Records the qualified names of the functions in the table at idx (prefix "nn" and separator "."
+ * give "nn.load"), which lb_error puts before its messages. */
+void lb_name_functions(lua_State *L, int idx, const char *prefix, const char *sep);
+
+/* Creates the metatable tname (luaL_checkudata's name) the same way for every userdata type: the
+ * metamethods of meta (which should hold __gc and __close), __index a table of the methods, and
+ * the methods named "display:method" for errors. Leaves the metatable on the stack. */
+void lb_new_class(lua_State *L, const char *tname, const char *display, const luaL_Reg *meta,
+                  const luaL_Reg *methods);
+
+/* count elements of elem bytes of scratch memory, freed by the collector: a userdata pushed on the
+ * stack, so fix the argument slots (lua_settop) before asking for it. */
+void *lb_scratch(lua_State *L, size_t count, size_t elem);
 
 /* True when the error value on top of the stack was raised by lb_error. */
 int lb_is_input_error(lua_State *L, int idx);

@@ -24,6 +24,7 @@ int lb_open_engine(lua_State *L)
 {
     for (const luaL_Reg *m = engine_modules; m->name; m++) {
         luaL_requiref(L, m->name, m->func, 1);
+        lb_name_functions(L, -1, m->name, ".");
         lua_pop(L, 1);
     }
     if (luaL_loadbuffer(L, prelude_lua, sizeof prelude_lua, "=prelude") != LUA_OK)

@@ -48,7 +48,8 @@ tap.ok(not ok and err:find(syn .. ":1:", 1, true), "a syntax error exits non-zer
 local bad = write("input.lua", "\n\ntensor.load('" .. dir .. "/missing.safetensors')\n")
 ok, out, err = tap.run(bin .. " " .. bad)
 tap.ok(not ok, "bad input exits non-zero")
-tap.ok(err:find(bad .. ":3: " .. dir .. "/missing.safetensors: cannot open", 1, true), "bad input names script line and file")
+tap.ok(err:find(bad .. ":3: tensor.load: " .. dir .. "/missing.safetensors: cannot open", 1, true),
+       "bad input names script line, function and file")
 local _, lines = err:gsub("\n", "")
 tap.is(lines, 1, "bad input is reported on one line")
 
