@@ -42,7 +42,7 @@ int lb_error(lua_State *L, const char *fmt, ...)
     lua_Debug ar;
     int level = 1, found = 0;
     while (lua_getstack(L, level, &ar) && lua_getinfo(L, "Sl", &ar)) {
-        if (ar.currentline > 0 && strcmp(ar.source, "=prelude") != 0) {
+        if (ar.currentline > 0 && ar.source[0] != '=') { /* "=prelude" etc.: the engine's own Lua */
             found = 1;
             break;
         }

@@ -8,6 +8,9 @@
 #include "lua/l_nn.h"
 #include "lua/l_objective.h"
 #include "lua/l_tensor.h"
+#include "declare_lua.h"
+#include "experiment_lua.h"
+#include "lua/l_boengine.h"
 #include "prelude_lua.h"
 
 static const luaL_Reg engine_modules[] = {
@@ -20,6 +23,21 @@ static const luaL_Reg engine_modules[] = {
     {NULL, NULL},
 };
 
+/* Runs an embedded chunk; with a module name, registers it in package.preload instead. */
+static void load_chunk(lua_State *L, const char *code, size_t size, const char *chunkname, const char *module)
+{
+    if (luaL_loadbuffer(L, code, size, chunkname) != LUA_OK)
+        lua_error(L);
+    if (!module) {
+        lua_call(L, 0, 0);
+        return;
+    }
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, module);
+    lua_pop(L, 1);
+}
+
 int lb_open_engine(lua_State *L)
 {
     for (const luaL_Reg *m = engine_modules; m->name; m++) {
@@ -27,8 +45,9 @@ int lb_open_engine(lua_State *L)
         lb_name_functions(L, -1, m->name, ".");
         lua_pop(L, 1);
     }
-    if (luaL_loadbuffer(L, prelude_lua, sizeof prelude_lua, "=prelude") != LUA_OK)
-        return lua_error(L);
-    lua_call(L, 0, 0);
+    lb_open_boengine(L);
+    load_chunk(L, prelude_lua, sizeof prelude_lua, "=prelude", NULL);
+    load_chunk(L, declare_lua, sizeof declare_lua, "=declare", "boengine.declare");
+    load_chunk(L, experiment_lua, sizeof experiment_lua, "=experiment", NULL);
     return 0;
 }

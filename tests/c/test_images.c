@@ -203,7 +203,7 @@ static void test_folder(const st_file *fx, char **files, int nfiles)
 
 static void test_bad_files(void)
 {
-    char path[512], dir[512], sub[600];
+    char path[1024], dir[512], sub[600];
     img_rgb im;
     snprintf(path, sizeof path, "%s/missing.png", tmpdir);
     tap_error(img_load(path, &im) != 0, path, "cannot open", "a missing file is named");

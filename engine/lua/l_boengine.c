@@ -1,0 +1,74 @@
+/* l_boengine: the functions of the global `boengine` table that experiment code written in Lua
+ * needs from the engine: reporting bad input as one line (fail), progress on stderr (progress),
+ * and where the engine's own repository is (root, for its shipped reference models). */
+#include "lua/l_boengine.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+
+#include "core/log.h"
+#include "lua/lb.h"
+
+#define PROGRESS_MT "boengine.progress"
+
+/* boengine.fail(message): stops the script with an input error: one line naming the experiment's
+ * line, no traceback (as the engine's own functions report bad input). */
+static int l_fail(lua_State *L)
+{
+    const char *msg = luaL_checkstring(L, 1);
+    lb_error(L, "%s", msg);
+}
+
+/* boengine.progress(label, total) → p; p:update(done [, extra]); p:done([extra]). */
+static int l_progress(lua_State *L)
+{
+    const char *label = luaL_checkstring(L, 1);
+    lua_Integer total = luaL_checkinteger(L, 2);
+    progress *p = lua_newuserdatauv(L, sizeof *p, 0);
+    luaL_setmetatable(L, PROGRESS_MT);
+    progress_start(p, label, total);
+    return 1;
+}
+
+static int p_update(lua_State *L)
+{
+    progress *p = luaL_checkudata(L, 1, PROGRESS_MT);
+    progress_update(p, luaL_checkinteger(L, 2), luaL_optstring(L, 3, NULL));
+    return 0;
+}
+
+static int p_done(lua_State *L)
+{
+    progress *p = luaL_checkudata(L, 1, PROGRESS_MT);
+    progress_end(p, luaL_optstring(L, 2, NULL));
+    return 0;
+}
+
+static int p_noop(lua_State *L)
+{
+    (void)L;
+    return 0;
+}
+
+static const luaL_Reg progress_meta[] = {{"__gc", p_noop}, {"__close", p_noop}, {NULL, NULL}};
+static const luaL_Reg progress_methods[] = {{"update", p_update}, {"done", p_done}, {NULL, NULL}};
+
+void lb_open_boengine(lua_State *L)
+{
+    lb_new_class(L, PROGRESS_MT, "progress", progress_meta, progress_methods);
+    lua_pop(L, 1);
+    if (lua_getglobal(L, "boengine") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setglobal(L, "boengine");
+    }
+    lua_pushcfunction(L, l_fail);
+    lua_setfield(L, -2, "fail");
+    lua_pushcfunction(L, l_progress);
+    lua_setfield(L, -2, "progress");
+    lua_pushstring(L, BOENGINE_SOURCE_DIR);
+    lua_setfield(L, -2, "root");
+    lb_name_functions(L, -1, "boengine", ".");
+    lua_pop(L, 1);
+}
