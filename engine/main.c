@@ -1,5 +1,7 @@
 /* boengine: runs a Lua 5.4 experiment file with the engine's modules loaded. */
+#include <errno.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <lua.h>
 #include <lualib.h>
 #include <omp.h>
@@ -84,8 +86,28 @@ static int parse_long(const char *s, long long *out)
     char *end;
     if (!s || !*s)
         return -1;
+    errno = 0;
     *out = strtoll(s, &end, 10);
-    return *end ? -1 : 0;
+    return *end || errno == ERANGE ? -1 : 0;
+}
+
+/* The value of an option given as "--name VALUE" or "--name=VALUE" (NULL when missing); *i moves
+ * past what was used. */
+static const char *option_value(int argc, char **argv, int *i, const char *name)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return NULL;
+    if (a[n] == '=')
+        return a + n + 1;
+    return *i + 1 < argc ? argv[++*i] : NULL;
+}
+
+static int is_option(const char *a, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
 }
 
 /* Returns 0 to run, 1 to exit successfully (help, version), -1 on a usage error. */
@@ -106,14 +128,14 @@ static int parse_options(int argc, char **argv, options *o)
             return 1;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             o->quiet = 1;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (parse_long(i + 1 < argc ? argv[++i] : NULL, &v) != 0 || v < 0) {
-                fprintf(stderr, "%s: --seed needs a non-negative integer\n", progname);
+        } else if (is_option(a, "--seed")) {
+            if (parse_long(option_value(argc, argv, &i, "--seed"), &v) != 0 || v < 0) {
+                fprintf(stderr, "%s: --seed needs an integer from 0 to %lld\n", progname, LLONG_MAX);
                 return -1;
             }
             o->seed = v;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (parse_long(i + 1 < argc ? argv[++i] : NULL, &v) != 0 || v < 1 || v > 1024) {
+        } else if (is_option(a, "--threads")) {
+            if (parse_long(option_value(argc, argv, &i, "--threads"), &v) != 0 || v < 1 || v > 1024) {
                 fprintf(stderr, "%s: --threads needs an integer from 1 to 1024\n", progname);
                 return -1;
             }

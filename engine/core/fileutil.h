@@ -9,7 +9,8 @@ typedef struct atomic_file {
     char *path, *tmp_path;
 } atomic_file;
 
-/* Opens a temporary file in the target's directory; -1 with err_set on failure. */
+/* Opens a temporary file in the target's directory (TARGET.tmp.PID.XXXXXX), first removing the
+ * temporaries of the same target left by writers that were killed; -1 with err_set on failure. */
 int atomic_open(atomic_file *a, const char *path);
 /* Flushes, fsyncs and renames over the target; on any earlier error, or when ok is 0, the
  * temporary is removed and the target is left untouched. */

@@ -7,12 +7,23 @@
 #include <unistd.h>
 
 static int quiet;
+static int bar_open; /* a progress bar is drawn on the terminal without its line ended */
 
 void log_set_quiet(int q) { quiet = q; }
 int log_is_quiet(void) { return quiet; }
 
+void log_end_line(void)
+{
+    if (bar_open) {
+        fputc('\n', stderr);
+        fflush(stderr);
+        bar_open = 0;
+    }
+}
+
 static void vlog(const char *tag, const char *fmt, va_list ap)
 {
+    log_end_line();
     fputs(tag, stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -45,6 +56,7 @@ double now_seconds(void)
 
 void progress_start(progress *p, const char *label, int64_t total)
 {
+    log_end_line();
     snprintf(p->label, sizeof p->label, "%s", label);
     p->total = total;
     p->start = now_seconds();
@@ -80,6 +92,7 @@ static void draw(progress *p, int64_t done, const char *extra, int final)
         fprintf(stderr, "\r%s [%s] %lld/%lld %s %s %s\033[K%s", p->label, bar, (long long)done,
                 (long long)p->total, final ? "in" : "ETA", final ? took : eta, extra ? extra : "",
                 final ? "\n" : "");
+        bar_open = !final;
     } else {
         fprintf(stderr, "%s %lld/%lld (%s %s) %s\n", p->label, (long long)done, (long long)p->total,
                 final ? "took" : "ETA", final ? took : eta, extra ? extra : "");

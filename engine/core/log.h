@@ -9,6 +9,9 @@ void log_set_quiet(int quiet);
 int log_is_quiet(void);
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Ends the line of a progress bar left open on the terminal, so that other output (a log line,
+ * the script's own print) starts on a line of its own. */
+void log_end_line(void);
 
 /* Monotonic wall-clock seconds. */
 double now_seconds(void);

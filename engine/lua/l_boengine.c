@@ -1,6 +1,7 @@
 /* l_boengine: the functions of the global `boengine` table that experiment code written in Lua
  * needs from the engine: reporting bad input as one line (fail), progress on stderr (progress),
- * and where the engine's own repository is (root, for its shipped reference models). */
+ * and where the engine's own repository is (root, for its shipped reference models); and print,
+ * which ends an open progress bar's line first. */
 #include "lua/l_boengine.h"
 
 #include <lauxlib.h>
@@ -50,6 +51,17 @@ static int p_noop(lua_State *L)
     return 0;
 }
 
+/* print, after ending a progress bar's line: the bar is on stderr, print's text on stdout, and on
+ * a terminal both land on the same line otherwise. */
+static int l_print(lua_State *L)
+{
+    log_end_line();
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 0);
+    return 0;
+}
+
 static const luaL_Reg progress_meta[] = {{"__gc", p_noop}, {"__close", p_noop}, {NULL, NULL}};
 static const luaL_Reg progress_methods[] = {{"update", p_update}, {"done", p_done}, {NULL, NULL}};
 
@@ -71,4 +83,7 @@ void lb_open_boengine(lua_State *L)
     lua_setfield(L, -2, "root");
     lb_name_functions(L, -1, "boengine", ".");
     lua_pop(L, 1);
+    lua_getglobal(L, "print");
+    lua_pushcclosure(L, l_print, 1);
+    lua_setglobal(L, "print");
 }

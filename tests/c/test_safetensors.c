@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -265,6 +266,27 @@ static void test_atomic_write(void)
     f = st_read(p);
     tap_ok(rc == 0 && f && same_data(st_find(f, "w"), big), "a successful write replaces the target");
     st_file_free(f);
+
+    /* temporaries of writers killed mid-write are removed by the next write; a live one stays */
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    waitpid(child, NULL, 0); /* a pid whose process is gone */
+    char dead[700], live[700], other[700];
+    snprintf(dead, sizeof dead, "%s.tmp.%ld.abcdef", p, (long)child);
+    snprintf(live, sizeof live, "%s.tmp.%ld.ghijkl", p, (long)getpid());
+    snprintf(other, sizeof other, "%s/other.safetensors.tmp.%ld.mnopqr", tmpdir, (long)child);
+    FILE *fp;
+    const char *fakes[3] = {dead, live, other};
+    for (int k = 0; k < 3; k++)
+        if ((fp = fopen(fakes[k], "w")))
+            fclose(fp);
+    rc = st_write(p, 1, &name, ta, 0, NULL);
+    tap_ok(rc == 0 && access(dead, F_OK) != 0, "a temporary left by a killed writer is removed by the next write");
+    tap_ok(access(live, F_OK) == 0, "a temporary of a running writer is kept");
+    tap_ok(access(other, F_OK) == 0, "a temporary of another target is kept");
+    unlink(live);
+    unlink(other);
     tensor_free(a);
     tensor_free(big);
 }

@@ -23,6 +23,11 @@ print(arg[0], #arg, arg[1], arg[2], select('#', ...), boengine.seed, boengine.th
 ]])
 ok, out = tap.run(bin .. " --seed 42 --threads 1 " .. args .. " a 'b c'")
 tap.is(out, args .. "\t2\ta\tb c\t2\t42\t1\n", "arguments reach arg and ..., --seed and --threads reach boengine")
+ok, out = tap.run(bin .. " --seed=43 --threads=1 " .. args .. " a 'b c'")
+tap.is(out, args .. "\t2\ta\tb c\t2\t43\t1\n", "--seed=N and --threads=N are read too")
+ok, out, err = tap.run(bin .. " --seed 99999999999999999999 " .. args)
+tap.ok(not ok and err:find("--seed needs an integer from 0 to 9223372036854775807", 1, true),
+       "a seed beyond int64 is refused, not clamped")
 
 local libs = write("libs.lua", [[print(type(string.format), type(io.open), type(os.time), type(math.sin), type(tensor))]])
 ok, out = tap.run(bin .. " " .. libs)
