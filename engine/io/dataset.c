@@ -29,6 +29,7 @@ struct dataset {
     char **files;
     img_eval eval;
     int64_t skipped;
+    char *first_skipped; /* path of the first skipped entry, to name it */
 };
 
 static const char *const fashion_classes[10] = {
@@ -57,6 +58,7 @@ void ds_free(dataset *d)
         free(d->files[i]);
     free(d->classes);
     free(d->files);
+    free(d->first_skipped);
     free(d->labels);
     free(d->name);
     idx_images_free(&d->fm);
@@ -152,6 +154,7 @@ typedef struct file_entry {
 typedef struct file_list {
     file_entry *items;
     int64_t count, cap, skipped;
+    char *first_skipped;
 } file_list;
 
 static int cmp_str(const void *a, const void *b)
@@ -272,7 +275,8 @@ static int collect(const char *dir, int depth, file_list *out)
                 out->count++;
             }
         } else {
-            out->skipped++;
+            if (out->skipped++ == 0)
+                out->first_skipped = strdup(path);
         }
         free(path);
     }
@@ -309,8 +313,10 @@ dataset *ds_folder(const char *path, const img_eval *t)
             goto fail;
         }
         if (!is_dir(sub)) {
-            free(sub);
-            d->skipped++;
+            if (d->skipped++ == 0)
+                d->first_skipped = sub;
+            else
+                free(sub);
             continue;
         }
         int k = d->nclasses++;
@@ -345,6 +351,10 @@ dataset *ds_folder(const char *path, const img_eval *t)
             free(fl.items[j].dir);
             free(fl.items[j].name);
         }
+        if (d->skipped == 0 && fl.skipped)
+            d->first_skipped = fl.first_skipped;
+        else
+            free(fl.first_skipped);
         d->skipped += fl.skipped;
         free(fl.items);
         if (rc != 0)
@@ -378,6 +388,7 @@ float ds_black(const dataset *d, int c)
 }
 
 int64_t ds_skipped_files(const dataset *d) { return d->skipped; }
+const char *ds_first_skipped(const dataset *d) { return d->first_skipped; }
 
 void ds_example_shape(const dataset *d, int64_t chw[3])
 {

@@ -50,6 +50,8 @@ int ds_label(const dataset *d, int64_t i);
 float ds_black(const dataset *d, int c);
 /* Files of a folder dataset that were skipped for not being .png/.jpg/.jpeg (0 otherwise). */
 int64_t ds_skipped_files(const dataset *d);
+/* The path of the first of them (NULL when none), so that a note can name it. */
+const char *ds_first_skipped(const dataset *d);
 
 /* Fills x (n x C x H x W floats) and labels (n ints, or NULL) with the examples idx[0..n-1];
  * -1 with err_set naming the file when an index is out of range or an image fails to decode.

@@ -42,11 +42,15 @@ static const char *gz_problem(gzFile g)
     return sep ? sep + 2 : m;
 }
 
+/* Records the failure: a broken gzip stream (a bad checksum, garbage after a gzip header) is named
+ * as such rather than as the IDX symptom it caused, which would mislead ("no IDX header"). */
 static int fail(gzFile g, idx_array *out, const char *path, const char *what, const char *detail)
 {
     const char *gz = gz_problem(g);
-    if (*gz)
-        err_set("%s: %s%s (%s)", path, what, detail, gz);
+    if (strcmp(gz, "unexpected end of file") == 0)
+        err_set("%s: truncated file: the gzip stream ends early", path);
+    else if (*gz)
+        err_set("%s: corrupt gzip data (%s)", path, gz);
     else
         err_set("%s: %s%s", path, what, detail);
     gzclose(g);

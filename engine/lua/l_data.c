@@ -131,9 +131,12 @@ static int l_folder(lua_State *L)
     dataset *d = ds_folder(path, &t);
     if (!d)
         return lb_lib_error(L);
-    if (ds_skipped_files(d))
-        log_info("%s: %s: skipped %lld entries that are not .png/.jpg/.jpeg files or class folders", what, path,
-                 (long long)ds_skipped_files(d));
+    int64_t skipped = ds_skipped_files(d);
+    if (skipped == 1)
+        log_info("%s: %s: skipped %s: not a .png/.jpg/.jpeg file nor a class folder", what, path, ds_first_skipped(d));
+    else if (skipped > 1)
+        log_info("%s: %s: skipped %lld entries that are not .png/.jpg/.jpeg files nor class folders (the first: %s)",
+                 what, path, (long long)skipped, ds_first_skipped(d));
     push_dataset(L, d);
     return 1;
 }

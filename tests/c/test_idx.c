@@ -128,6 +128,26 @@ static void test_errors(void)
     fclose(f);
     tap_error(idx_read(p, 3, &a) != 0, p, "truncated file", "a cut gzip stream is refused");
 
+    /* a wrong checksum in the gzip trailer, and garbage after a gzip header: named as gzip damage */
+    p = write_idx("crc.gz", 0x803, 3, db, big, sizeof big, 0);
+    f = fopen(p, "rb");
+    n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    buf[n - 8] ^= 0xff; /* the CRC-32 of the trailer */
+    f = fopen(p, "wb");
+    fwrite(buf, 1, n, f);
+    fclose(f);
+    tap_error(idx_read(p, 3, &a) != 0, p, "corrupt gzip data (incorrect data check)", "a bad gzip checksum is named");
+    static const uint8_t garbage[] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03,
+                                      0x04, 0x05, 0x06, 0x07, 0x08};
+    char garbage_path[512];
+    snprintf(garbage_path, sizeof garbage_path, "%s/garbage.gz", tmpdir);
+    p = garbage_path;
+    f = fopen(p, "wb");
+    fwrite(garbage, 1, sizeof garbage, f);
+    fclose(f);
+    tap_error(idx_read(p, 3, &a) != 0, p, "corrupt gzip data", "garbage after a gzip header is named as such");
+
     const char *im = write_idx("im3.gz", 0x803, 3, di, px, 24, 0);
     const char *lb = write_idx("lb4.gz", 0x801, 1, dl4, lab, 4, 0);
     tap_error(idx_read_images(im, lb, &r) != 0, lb, "4 labels for the 3 images", "a count mismatch is refused");

@@ -149,6 +149,9 @@ static void test_folder(const st_file *fx, char **files, int nfiles)
     tap_ok(ds_num_classes(d) == 2 && !strcmp(ds_class_name(d, 0), "Bees") && !strcmp(ds_class_name(d, 1), "ants"),
            "classes in bytewise sorted order: Bees, ants");
     tap_ok(ds_skipped_files(d) == 1, "the text file is skipped");
+    const char *skipped = ds_first_skipped(d);
+    tap_ok(skipped && strlen(skipped) > 9 && !strcmp(skipped + strlen(skipped) - 9, "notes.txt"),
+           "and named (%s)", skipped ? skipped : "none");
     int64_t chw[3];
     ds_example_shape(d, chw);
     tap_ok(chw[0] == 3 && chw[1] == 24 && chw[2] == 24, "examples are 3x24x24");
