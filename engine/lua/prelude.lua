@@ -146,26 +146,44 @@ local MODELS_HEADER = {
   "|---|---|---|---|---|---|---|---|---|---|",
 }
 
--- nn.publish{net =, name =, test =, run =, dir = "results/models"}: measures the test accuracy,
--- saves dir/name.safetensors with the training facts in its metadata, the per-epoch curve in
--- dir/name.curve.csv and sets the model's row in dir/README.md. Returns the accuracy.
+-- nn.publish{net =, name =, test =, run =, dir = "results/models", force = false}: measures the
+-- test accuracy, saves dir/name.safetensors with the training facts in its metadata, the
+-- per-epoch curve in dir/name.curve.csv and sets the model's row in dir/README.md. Returns the
+-- accuracy. A model already published under that name is replaced only by one of the same
+-- architecture and at least its accuracy, unless force is set.
 function nn.publish(t)
-  local keys = {net = true, name = true, test = true, run = true, dir = true}
+  local keys = {net = true, name = true, test = true, run = true, dir = true, force = true}
+  if type(t) ~= "table" then boengine.fail("nn.publish: expects a table {net =, name =, test =, run =}") end
   for k in pairs(t) do
-    if not keys[k] then error("nn.publish: unknown key '" .. tostring(k) .. "' (known: net, name, test, run, dir)", 2) end
+    if not keys[k] then boengine.fail("nn.publish: unknown key '" .. tostring(k) .. "' (known: net, name, test, run, dir, force)") end
   end
-  assert(t.net and t.name and t.test and t.run, "nn.publish: net, name, test and run are required")
+  if not (t.net and t.name and t.test and t.run) then boengine.fail("nn.publish: net, name, test and run are required") end
   local dir = t.dir or "results/models"
   os.execute("mkdir -p '" .. dir .. "'")
   local accuracy = t.test:accuracy(t.net)
   local run, arch = t.run, t.net:arch()
+  local path = dir .. "/" .. t.name .. ".safetensors"
+  local existing = io.open(path, "r")
+  if existing and not t.force then
+    existing:close()
+    local meta = tensor.metadata(path)
+    local old = tonumber(meta["train.test_accuracy"])
+    if meta["boengine.arch"] ~= arch then
+      boengine.fail(string.format("nn.publish: %s holds a model of another architecture (%s); publish under another "
+                                  .. "name, or set force = true to replace it", path, describe_arch(meta["boengine.arch"] or "{}")))
+    elseif old and accuracy < old then
+      boengine.fail(string.format("nn.publish: %s holds a better model (test accuracy %.4f against %.4f); publish under "
+                                  .. "another name, or set force = true to replace it", path, old, accuracy))
+    end
+  elseif existing then
+    existing:close()
+  end
   local meta = {
     ["train.seed"] = run.seed, ["train.epochs"] = #run, ["train.batch"] = run.batch,
     ["train.test_accuracy"] = string.format("%.4f", accuracy), ["train.seconds"] = string.format("%.1f", run.seconds),
     ["train.threads"] = boengine.threads, ["train.script"] = boengine.script, ["train.data"] = "fashion-mnist",
     ["train.script_sha256"] = boengine.script_sha256,
   }
-  local path = dir .. "/" .. t.name .. ".safetensors"
   t.net:save(path, meta)
   local curve = assert(io.open(dir .. "/" .. t.name .. ".curve.csv.tmp", "w"))
   curve:write("epoch,loss,train_accuracy,test_accuracy,lr,seconds,images_per_second\n")
