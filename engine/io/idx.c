@@ -95,12 +95,24 @@ int idx_read(const char *path, int ndim, idx_array *out)
         }
         out->size *= out->dims[i];
     }
-    out->data = malloc((size_t)(out->size ? out->size : 1));
-    if (!out->data)
-        return fail(g, out, path, "out of memory", "");
-    got = read_full(g, out->data, out->size);
-    if (got < 0)
-        return fail(g, out, path, "corrupt data", "");
+    /* the buffer grows with the data that actually arrives, so that a header announcing gigabytes
+       in a file of a few bytes allocates nothing of the kind */
+    int64_t cap = 0;
+    got = 0;
+    do {
+        int64_t next = cap == 0 ? (out->size < (1 << 20) ? out->size : (1 << 20)) : 2 * cap;
+        if (next > out->size)
+            next = out->size;
+        uint8_t *grown = realloc(out->data, (size_t)(next ? next : 1));
+        if (!grown)
+            return fail(g, out, path, "out of memory", "");
+        out->data = grown;
+        cap = next;
+        int64_t n = read_full(g, out->data + got, cap - got);
+        if (n < 0)
+            return fail(g, out, path, "corrupt data", "");
+        got += n;
+    } while (got == cap && cap < out->size);
     if (got != out->size) {
         snprintf(detail, sizeof detail, ": %lld bytes of data where the header announces %lld",
                  (long long)got, (long long)out->size);

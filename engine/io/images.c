@@ -15,7 +15,9 @@
 
 /* Larger images are refused rather than allocated. */
 #define IMG_MAX_SIDE 65535
-#define IMG_MAX_PIXELS ((int64_t)1 << 28)
+static int64_t max_pixels = (int64_t)1 << 28;
+
+void img_set_max_pixels(int64_t n) { max_pixels = n > 0 ? n : (int64_t)1 << 28; }
 
 void img_free(img_rgb *im)
 {
@@ -25,7 +27,7 @@ void img_free(img_rgb *im)
 
 static int check_dims(const char *path, int64_t w, int64_t h)
 {
-    if (w < 1 || h < 1 || w > IMG_MAX_SIDE || h > IMG_MAX_SIDE || w * h > IMG_MAX_PIXELS)
+    if (w < 1 || h < 1 || w > IMG_MAX_SIDE || h > IMG_MAX_SIDE || w * h > max_pixels)
         return err_set("%s: unsupported image size %lldx%lld", path, (long long)w, (long long)h);
     return 0;
 }

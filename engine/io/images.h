@@ -17,6 +17,10 @@ typedef struct img_rgb {
  * samples reduced to their high byte, as PIL's convert("RGB") does. -1 with err_set naming the
  * file on any error, including a truncated file. */
 int img_load(const char *path, img_rgb *out);
+/* The largest image img_load decodes, in pixels (default 2^28; <= 0 restores it): the pixels are
+ * allocated on the word of the header, before the data shows they exist. A bound for tests and
+ * fuzzing; not thread-safe. */
+void img_set_max_pixels(int64_t n);
 void img_free(img_rgb *im);
 
 /* Resizes an interleaved 8-bit image of `channels` channels from w x h to ow x oh with PIL's

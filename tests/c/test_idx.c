@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -147,6 +148,21 @@ static void test_errors(void)
     fwrite(garbage, 1, sizeof garbage, f);
     fclose(f);
     tap_error(idx_read(p, 3, &a) != 0, p, "corrupt gzip data", "garbage after a gzip header is named as such");
+
+    /* a header announcing 4 GB in a file of a few bytes: nothing of that size is allocated (the
+       address space is limited to 1 GB around the call, except under AddressSanitizer) */
+    uint32_t dhuge[3] = {4000, 1000, 1000};
+    p = write_idx("huge.gz", 0x803, 3, dhuge, px, 24, 0);
+    struct rlimit old_as, small_as;
+    getrlimit(RLIMIT_AS, &old_as);
+    small_as = old_as;
+    small_as.rlim_cur = (rlim_t)1 << 30;
+#ifndef __SANITIZE_ADDRESS__
+    setrlimit(RLIMIT_AS, &small_as);
+#endif
+    tap_error(idx_read(p, 3, &a) != 0, p, "truncated file: 24 bytes of data where the header announces 4000000000",
+              "a header announcing 4 GB allocates only what the file holds");
+    setrlimit(RLIMIT_AS, &old_as);
 
     const char *im = write_idx("im3.gz", 0x803, 3, di, px, 24, 0);
     const char *lb = write_idx("lb4.gz", 0x801, 1, dl4, lab, 4, 0);
