@@ -262,9 +262,9 @@ static int read_entry(st_file *f, const cJSON *e, const unsigned char *data, uin
     return 0;
 }
 
-/* Parses a mapped file; returns NULL with err_set (without the path, which the caller adds). */
-static st_file *parse(const unsigned char *buf, uint64_t size)
+st_file *st_parse(const void *bytes, uint64_t size)
 {
+    const unsigned char *buf = bytes;
     if (size < 8) {
         err_set("truncated file: %llu bytes, shorter than the 8-byte header length",
                 (unsigned long long)size);
@@ -356,7 +356,7 @@ st_file *st_read(const char *path)
         err_set("%s: cannot map: %s", path, strerror(errno));
         return NULL;
     }
-    st_file *f = parse(map, size);
+    st_file *f = st_parse(map, size);
     if (map)
         munmap(map, size);
     if (!f)

@@ -20,6 +20,8 @@ typedef struct st_file {
 
 /* Reads and validates a whole file; NULL with err_set naming the file and the problem. */
 st_file *st_read(const char *path);
+/* The same from the bytes of a file in memory; the message names no file. */
+st_file *st_parse(const void *data, uint64_t size);
 void st_file_free(st_file *f);
 
 /* The tensor of that name, or NULL (no error recorded). */
