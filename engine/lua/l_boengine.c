@@ -81,8 +81,7 @@ void lb_open_boengine(lua_State *L)
     lua_setfield(L, -2, "progress");
     lua_pushstring(L, BOENGINE_SOURCE_DIR);
     lua_setfield(L, -2, "root");
-    lb_name_functions(L, -1, "boengine", ".");
-    lua_pop(L, 1);
+    lua_pop(L, 1); /* unnamed: boengine.fail raises on behalf of the Lua code that calls it */
     lua_getglobal(L, "print");
     lua_pushcclosure(L, l_print, 1);
     lua_setglobal(L, "print");

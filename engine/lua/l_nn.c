@@ -202,7 +202,7 @@ static int net_forward(lua_State *L)
     tensor *x = lt_check(L, 2);
     tensor *y = nn_forward(net, x);
     if (!y)
-        return lb_error(L, "forward: %s", err_msg());
+        return lb_lib_error(L);
     lt_push(L, y);
     return 1;
 }

@@ -49,13 +49,13 @@ static int read_shape(lua_State *L, int idx, int64_t *shape)
     luaL_checktype(L, idx, LUA_TTABLE);
     int ndim = (int)luaL_len(L, idx);
     if (ndim > TENSOR_MAX_DIM)
-        lb_error(L, "tensor: at most %d dimensions, got %d", TENSOR_MAX_DIM, ndim);
+        lb_error(L, "at most %d dimensions, got %d", TENSOR_MAX_DIM, ndim);
     for (int i = 0; i < ndim; i++) {
         lua_geti(L, idx, i + 1);
         int ok;
         shape[i] = lua_tointegerx(L, -1, &ok);
         if (!ok || shape[i] < 0)
-            lb_error(L, "tensor: dimension %d of the shape is not a non-negative integer", i + 1);
+            lb_error(L, "dimension %d of the shape is not a non-negative integer", i + 1);
         lua_pop(L, 1);
     }
     return ndim;
@@ -169,12 +169,12 @@ static int t_numel(lua_State *L)
 static int64_t offset_of(lua_State *L, const tensor *t, int first, int count)
 {
     if (count != t->ndim)
-        lb_error(L, "tensor: %d indices given for a tensor of rank %d", count, t->ndim);
+        lb_error(L, "%d indices given for a tensor of rank %d", count, t->ndim);
     int64_t off = 0;
     for (int i = 0; i < t->ndim; i++) {
         lua_Integer k = luaL_checkinteger(L, first + i);
         if (k < 1 || k > t->shape[i])
-            lb_error(L, "tensor: index %lld out of range 1..%lld in dimension %d", (long long)k,
+            lb_error(L, "index %lld out of range 1..%lld in dimension %d", (long long)k,
                      (long long)t->shape[i], i + 1);
         off = off * t->shape[i] + (k - 1);
     }
@@ -238,7 +238,7 @@ static int t_rel_error(lua_State *L)
     tensor *a = lt_check(L, 1), *b = lt_check(L, 2);
     if (!tensor_same_shape(a, b)) {
         char sa[160], sb[160];
-        return lb_error(L, "tensor: shapes %s and %s differ",
+        return lb_error(L, "shapes %s and %s differ",
                         tensor_shape_str(a->ndim, a->shape, sa, sizeof sa),
                         tensor_shape_str(b->ndim, b->shape, sb, sizeof sb));
     }
