@@ -1,5 +1,7 @@
-/* θ → a candidate network: settings per layer, the rewrites in a copy of the reference that shares
- * its untouched parameters, the architecture record, and the ratios of parameters and MACs. */
+/* θ → a candidate network, in named steps: the settings per layer (cp_choose), the structural
+ * rewrites in a copy of the reference that shares its untouched parameters, the passes of the
+ * families' roles (structure, sparsity, values), the architecture record, and the accounting of
+ * parameters and MACs, per layer and in total, with their ratios. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,101 +21,203 @@ void cp_stats_free(cp_stats *s)
     }
 }
 
-static int clampi(int64_t v, int lo, int hi) { return (int)(v < lo ? lo : v > hi ? hi : v); }
-
-/* A rank rounded up to the family's multiple (none when 0 or 1), within [lo, hi]. */
-static int round_rank(const cp_family *f, int64_t k, int lo, int hi)
+int cp_set_param(nn_node *n, int slot, tensor *t)
 {
-    int m = f->opt.multiple;
-    if (m > 1 && k > 0)
-        k = (k + m - 1) / m * m;
-    return clampi(k, lo, hi);
+    tensor **slots[4] = {&n->weight, &n->bias, &n->mean, &n->var};
+    if (n->shared) { /* the others are copied; the replaced one stays with its owner */
+        tensor *copies[4] = {0};
+        for (int k = 0; k < 4; k++)
+            if (k != slot && *slots[k] && !(copies[k] = tensor_clone(*slots[k]))) {
+                for (int j = 0; j < 4; j++)
+                    tensor_free(copies[j]);
+                tensor_free(t);
+                return err_set("out of memory");
+            }
+        for (int k = 0; k < 4; k++)
+            if (k != slot)
+                *slots[k] = copies[k];
+        n->shared = 0;
+    } else {
+        tensor_free(*slots[slot]);
+    }
+    *slots[slot] = t;
+    return 0;
 }
 
-/* θ of one layer → its rank, kept channels or bits. */
-static int setting(const cp_family *f, const cp_layer *l, double theta, int index, cp_choice *c)
+int cp_layer_nodes(const nn_net *cand, const char *name, int *out) { return nn_layer_nodes(cand, name, out, 3); }
+
+/* ---- ratios ------------------------------------------------------------------------------------ */
+
+const char *const cp_ratio_names[] = {"params", "params_net", "bits", "bits_net", "flops", "flops_layers", NULL};
+
+int cp_ratio_get(const cp_ratios *r, const char *name, double *value)
 {
-    if (!(theta >= l->lo - 1e-9 && theta <= l->hi + 1e-9))
-        return err_set("theta[%d] = %g for %s (%s) is outside its bounds [%g, %g]", index + 1, theta, l->name,
-                       cp_kind_name(f->kind), l->lo, l->hi);
-    c->theta = theta;
-    const tensor *w = f->net->nodes[l->node].weight;
-    int N = (int)w->shape[0], C = w->ndim > 1 ? (int)w->shape[1] : 1;
-    int k2 = w->ndim == 4 ? (int)(w->shape[2] * w->shape[3]) : 1;
-    switch (f->kind) {
-    case CP_VH:
-    case CP_SVD: {
-        int64_t K = f->opt.mode == CP_ABSOLUTE ? llround(theta)
-                    : f->opt.mode == CP_ENERGY ? cp_svd_energy_rank(l, theta)
-                                               : (int64_t)floor(theta * l->break_even);
-        c->rank = round_rank(f, K, f->kind == CP_SVD && f->opt.dense ? 0 : 1, l->max_rank);
-        break;
+    const double v[] = {r->params, r->params_net, r->bits, r->bits_net, r->flops, r->flops_layers};
+    for (int i = 0; cp_ratio_names[i]; i++)
+        if (strcmp(name, cp_ratio_names[i]) == 0) {
+            *value = v[i];
+            return 0;
+        }
+    return err_set("ratio \"%s\" is not one of params, params_net, bits, bits_net, flops, flops_layers", name);
+}
+
+static double ratio(double a, double b) { return b > 0 ? a / b : 1; }
+
+static void ratios(cp_stats *s)
+{
+    s->ratio.params = ratio((double)s->weights, (double)s->weights_ref);
+    s->ratio.params_net = ratio((double)s->params, (double)s->params_ref);
+    s->ratio.bits = ratio(s->bits, s->bits_ref);
+    s->ratio.bits_net = ratio(s->net_bits, s->net_bits_ref);
+    s->ratio.flops = ratio((double)s->macs, (double)s->macs_ref);
+    s->ratio.flops_layers = ratio((double)s->layer_macs, (double)s->layer_macs_ref);
+}
+
+/* ---- settings ---------------------------------------------------------------------------------- */
+
+static int check_families(int nfam, cp_family *const *fams, const nn_net *net, int ntheta)
+{
+    for (int fi = 0; fi < nfam; fi++)
+        if (fams[fi]->net != net)
+            return err_set("family #%d (%s) was declared on another network", fi + 1, fams[fi]->ops->name);
+    int dim = cp_dim(nfam, fams);
+    if (ntheta != dim)
+        return err_set("theta has %d entries, the families have %d layers", ntheta, dim);
+    return 0;
+}
+
+int cp_choose(int nfam, cp_family *const *fams, int ntheta, const double *theta, cp_choice *out)
+{
+    if (nfam > 0 && check_families(nfam, fams, fams[0]->net, ntheta) != 0)
+        return -1;
+    if (nfam == 0)
+        return ntheta == 0 ? 0 : err_set("theta has %d entries, the families have 0 layers", ntheta);
+    const nn_net *net = fams[0]->net;
+    int *owner = malloc((size_t)net->count * CP_ROLES * sizeof *owner); /* family of each role per node */
+    if (!owner)
+        return err_set("out of memory");
+    for (int i = 0; i < CP_ROLES * net->count; i++)
+        owner[i] = -1;
+    int idx = 0, rc = 0;
+    for (int fi = 0; fi < nfam && rc == 0; fi++) {
+        const cp_family *f = fams[fi];
+        for (int li = 0; li < f->count && rc == 0; li++, idx++) {
+            cp_layer *l = &f->layers[li];
+            cp_choice *c = &out[idx];
+            double t = theta[idx];
+            memset(c, 0, sizeof *c);
+            c->family = fi;
+            c->layer = li;
+            c->theta = t;
+            if (!(t >= l->lo - 1e-9 && t <= l->hi + 1e-9)) {
+                rc = err_set("theta[%d] = %g for %s (%s) is outside its bounds [%g, %g]", idx + 1, t, l->name,
+                             f->ops->name, l->lo, l->hi);
+                break;
+            }
+            if ((rc = f->ops->setting(f, l, t, c)) != 0)
+                break;
+            int *o = &owner[CP_ROLES * l->node + f->ops->role];
+            if (*o >= 0) {
+                rc = err_set("layer %s is in two families (%s and %s)", l->name, fams[*o]->ops->name, f->ops->name);
+                break;
+            }
+            *o = fi;
+        }
     }
-    case CP_TUCKER2: {
-        int r_in = C < N * k2 ? C : N * k2, r_out = N < C * k2 ? N : C * k2;
-        int64_t a = f->opt.mode == CP_ABSOLUTE ? llround(theta) : llround(theta * C);
-        int64_t b = f->opt.mode == CP_ABSOLUTE ? llround(theta) : llround(theta * N);
-        c->rank = round_rank(f, a, 1, r_in);
-        c->rank2 = round_rank(f, b, 1, r_out);
-        break;
+    free(owner);
+    return rc;
+}
+
+/* ---- the candidate ----------------------------------------------------------------------------- */
+
+typedef struct order_item {
+    int node, choice;
+} order_item;
+
+static int by_node_desc(const void *a, const void *b)
+{
+    return ((const order_item *)b)->node - ((const order_item *)a)->node;
+}
+
+/* Structural rewrites from the last layer back, so that earlier indices stay put. */
+static int rewrite(cp_family *const *fams, const cp_stats *st, nn_net *cand, double *seconds)
+{
+    order_item *order = malloc((size_t)(st->nchoices ? st->nchoices : 1) * sizeof *order);
+    int n = 0, rc = 0;
+    if (!order)
+        return err_set("out of memory");
+    for (int c = 0; c < st->nchoices; c++) {
+        const cp_family *f = fams[st->choices[c].family];
+        if (f->ops->rewrite)
+            order[n++] = (order_item){f->layers[st->choices[c].layer].node, c};
     }
-    case CP_PRUNE_CHANNELS:
-        c->rank = clampi(llround(theta * N), 1, N);
-        break;
-    case CP_PRUNE_WEIGHTS:
-        c->kept = theta < 0 ? 0 : theta > 1 ? 1 : theta;
-        break;
-    case CP_QUANTIZE:
-        c->rank = clampi(llround(theta), 2, 32);
-        break;
-    default:
-        return err_set("unknown family");
+    qsort(order, (size_t)n, sizeof *order, by_node_desc);
+    for (int k = 0; k < n && rc == 0; k++) {
+        const cp_choice *c = &st->choices[order[k].choice];
+        const cp_family *f = fams[c->family];
+        double t = now_seconds();
+        rc = f->ops->rewrite(f, &f->layers[c->layer], c, cand);
+        *seconds += now_seconds() - t;
+    }
+    free(order);
+    return rc;
+}
+
+static void work_free(cp_work *w)
+{
+    free(w->weights);
+    free(w->bits);
+    free(w->touched);
+}
+
+static int work_init(cp_work *w, const nn_net *ref, nn_net *cand)
+{
+    w->ref = ref;
+    w->cand = cand;
+    w->weights = malloc((size_t)(cand->count ? cand->count : 1) * sizeof *w->weights);
+    w->bits = malloc((size_t)(cand->count ? cand->count : 1) * sizeof *w->bits);
+    w->touched = calloc((size_t)(cand->count ? cand->count : 1), 1);
+    if (!w->weights || !w->bits || !w->touched)
+        return err_set("out of memory");
+    for (int j = 0; j < cand->count; j++) {
+        w->weights[j] = -1;
+        w->bits[j] = 32;
     }
     return 0;
 }
 
-static int structural(cp_kind k) { return k == CP_VH || k == CP_SVD || k == CP_TUCKER2 || k == CP_PRUNE_CHANNELS; }
-
-/* The nodes of cand that stand for reference layer name: itself, or the chain that replaced it. */
-static int layer_nodes(const nn_net *cand, const char *name, int *out)
+/* The passes of the roles in order: channels, then weight values (pruning before quantization
+ * keeps the zeros); within a pass, the choices in θ order. */
+static int transform(cp_family *const *fams, const cp_stats *st, cp_work *w, double *seconds)
 {
-    int at = nn_find(cand, name);
-    if (at >= 0) {
-        out[0] = at;
-        return 1;
-    }
-    static const char *const chains[3][3] = {{"v", "h", NULL}, {"a", "b", NULL}, {"first", "core", "last"}};
-    char buf[300];
-    for (int c = 0; c < 3; c++) {
-        snprintf(buf, sizeof buf, "%s.%s", name, chains[c][0]);
-        if ((at = nn_find(cand, buf)) < 0)
-            continue;
-        int k = 0;
-        for (; k < 3 && chains[c][k]; k++)
-            out[k] = at + k;
-        return k;
+    for (int role = 0; role < CP_ROLES; role++)
+        for (int c = 0; c < st->nchoices; c++) {
+            const cp_choice *ch = &st->choices[c];
+            const cp_family *f = fams[ch->family];
+            if ((int)f->ops->role != role || !f->ops->apply)
+                continue;
+            double t = now_seconds();
+            int rc = f->ops->apply(f, &f->layers[ch->layer], ch, w);
+            *seconds += now_seconds() - t;
+            if (rc != 0)
+                return -1;
+        }
+    nn_invalidate(w->cand);
+    return 0;
+}
+
+static int record(cp_family *const *fams, const cp_stats *st, nn_net *cand)
+{
+    for (int c = 0; c < st->nchoices; c++) {
+        const cp_choice *ch = &st->choices[c];
+        const cp_family *f = fams[ch->family];
+        if (f->ops->record(f, &f->layers[ch->layer], ch, cand) != 0)
+            return -1;
     }
     return 0;
 }
 
-static const char *rewrite_op(const cp_family *f)
-{
-    if (f->kind == CP_SVD && f->opt.dense)
-        return "svd_dense";
-    return cp_kind_name(f->kind);
-}
-
-static int record(nn_net *cand, const cp_family *f, const cp_layer *l, const cp_choice *c)
-{
-    char extra[96] = "";
-    if (f->kind == CP_SVD && f->opt.dense)
-        snprintf(extra, sizeof extra, "{\"rank\":%d}", c->rank);
-    else if (f->kind == CP_PRUNE_WEIGHTS)
-        snprintf(extra, sizeof extra, "{\"kept\":%.17g}", c->kept);
-    else if (f->kind == CP_QUANTIZE)
-        snprintf(extra, sizeof extra, "{\"bits\":%d}", c->rank);
-    return nn_arch_add_rewrite(cand, l->name, rewrite_op(f), c->rank, c->rank2, *extra ? extra : NULL);
-}
+/* ---- accounting -------------------------------------------------------------------------------- */
 
 /* Index of the reference layer a node of cand comes from (its name, or its chain's prefix). */
 static int origin(const nn_net *ref, const char *name)
@@ -127,26 +231,6 @@ static int origin(const nn_net *ref, const char *name)
     char buf[300];
     snprintf(buf, sizeof buf, "%.*s", (int)(dot - name), name);
     return nn_find(ref, buf);
-}
-
-int cp_measure(const nn_net *net, int64_t *params, int64_t *macs)
-{
-    nn_dims *dims = malloc((size_t)(net->count ? net->count : 1) * sizeof *dims);
-    if (!dims)
-        return err_set("out of memory");
-    if (nn_infer(net, net->channels, net->size, net->size, dims) != 0) {
-        free(dims);
-        return -1;
-    }
-    *params = nn_param_count(net);
-    *macs = 0;
-    for (int i = 0; i < net->count; i++) {
-        const nn_node *n = &net->nodes[i];
-        nn_dims in = n->in[0] == NN_INPUT ? (nn_dims){net->channels, net->size, net->size} : dims[n->in[0]];
-        *macs += nn_node_macs(n, &in, &dims[i]);
-    }
-    free(dims);
-    return 0;
 }
 
 /* Per-node MACs at the nominal input size. */
@@ -165,14 +249,24 @@ static int node_macs(const nn_net *net, int64_t *macs)
     return rc;
 }
 
-typedef struct accounting {
-    int64_t *wcount; /* weights counted per node of cand (-1: all of them) */
-    double *wbits;   /* their storage width */
-    char *touched;   /* weights changed */
-} accounting;
-
-static int stats(const nn_net *ref, const nn_net *cand, const accounting *acc, cp_family *const *fams, cp_stats *st)
+int cp_measure(const nn_net *net, int64_t *params, int64_t *macs)
 {
+    int64_t *m = malloc((size_t)(net->count ? net->count : 1) * sizeof *m);
+    if (!m)
+        return err_set("out of memory");
+    int rc = node_macs(net, m);
+    *params = nn_param_count(net);
+    *macs = 0;
+    for (int i = 0; rc == 0 && i < net->count; i++)
+        *macs += m[i];
+    free(m);
+    return rc;
+}
+
+/* The totals of the reference and the candidate, and each layer's own share. */
+static int account(const cp_work *w, cp_family *const *fams, cp_stats *st)
+{
+    const nn_net *ref = w->ref, *cand = w->cand;
     int rc = -1;
     int *from = malloc((size_t)cand->count * sizeof *from);
     char *aff = calloc((size_t)ref->count, 1);
@@ -185,7 +279,7 @@ static int stats(const nn_net *ref, const nn_net *cand, const accounting *acc, c
         goto done;
     for (int j = 0; j < cand->count; j++) {
         from[j] = origin(ref, cand->nodes[j].name);
-        if (from[j] >= 0 && (acc->touched[j] || strcmp(cand->nodes[j].name, ref->nodes[from[j]].name) != 0))
+        if (from[j] >= 0 && (w->touched[j] || strcmp(cand->nodes[j].name, ref->nodes[from[j]].name) != 0))
             aff[from[j]] = 1;
     }
     st->params_ref = nn_param_count(ref);
@@ -201,31 +295,33 @@ static int stats(const nn_net *ref, const nn_net *cand, const accounting *acc, c
     for (int j = 0; j < cand->count; j++) {
         const nn_node *n = &cand->nodes[j];
         int64_t numel = n->weight ? n->weight->numel : 0;
-        int64_t wn = n->weight ? (acc->wcount[j] >= 0 ? acc->wcount[j] : numel) : 0;
+        int64_t wn = n->weight ? (w->weights[j] >= 0 ? w->weights[j] : numel) : 0;
         int64_t p = nn_node_param_count(n) - numel + wn;
         st->params += p;
-        st->net_bits += 32.0 * (double)(p - wn) + acc->wbits[j] * (double)wn;
+        st->net_bits += 32.0 * (double)(p - wn) + w->bits[j] * (double)wn;
         st->macs += mc[j];
         if (from[j] >= 0 && aff[from[j]]) {
             st->weights += wn;
-            st->bits += acc->wbits[j] * (double)wn;
+            st->bits += w->bits[j] * (double)wn;
             st->layer_macs += mc[j];
         }
-        for (int c = 0; c < st->nchoices; c++) { /* this layer's own weights */
+        for (int c = 0; c < st->nchoices; c++) { /* this layer's own nodes */
             cp_choice *ch = &st->choices[c];
-            if (from[j] >= 0 && fams[ch->family]->layers[ch->layer].node == from[j])
+            if (from[j] >= 0 && fams[ch->family]->layers[ch->layer].node == from[j]) {
                 ch->weights += wn;
+                ch->params += p;
+                ch->macs += mc[j];
+            }
         }
     }
     for (int c = 0; c < st->nchoices; c++) {
         cp_choice *ch = &st->choices[c];
-        ch->weights_ref = ref->nodes[fams[ch->family]->layers[ch->layer].node].weight->numel;
-        /* a layer in two families (e.g. pruned, then quantized) would be counted twice */
-        for (int d = 0; d < c; d++)
-            if (fams[st->choices[d].family]->layers[st->choices[d].layer].node ==
-                fams[ch->family]->layers[ch->layer].node)
-                ch->weights = st->choices[d].weights;
+        const nn_node *n = &ref->nodes[fams[ch->family]->layers[ch->layer].node];
+        ch->weights_ref = n->weight->numel;
+        ch->params_ref = nn_node_param_count(n);
+        ch->macs_ref = mref[fams[ch->family]->layers[ch->layer].node];
     }
+    ratios(st);
     rc = 0;
 done:
     free(from);
@@ -235,149 +331,46 @@ done:
     return rc;
 }
 
-typedef struct order_item {
-    int node, choice;
-} order_item;
-
-static int by_node_desc(const void *a, const void *b)
+/* Factors computed on first use, timed. */
+static int prepare(int nfam, cp_family *const *fams, double *seconds)
 {
-    return ((const order_item *)b)->node - ((const order_item *)a)->node;
-}
-
-nn_net *cp_apply(const nn_net *ref, int nfam, cp_family *const *fams, const double *theta, cp_stats *out)
-{
-    double start = now_seconds(), numeric = 0;
-    int dim = cp_dim(nfam, fams);
-    cp_stats st = {0};
-    nn_net *cand = NULL;
-    accounting acc = {0};
-    int *owner = malloc((size_t)ref->count * 3 * sizeof *owner);
-    order_item *order = malloc((size_t)(dim ? dim : 1) * sizeof *order);
-    st.choices = calloc((size_t)(dim ? dim : 1), sizeof *st.choices);
-    st.nchoices = dim;
-    if (!owner || !order || !st.choices) {
-        err_set("out of memory");
-        goto fail;
-    }
-    for (int i = 0; i < 3 * ref->count; i++)
-        owner[i] = -1;
-    for (int fi = 0; fi < nfam; fi++) {
-        if (fams[fi]->net != ref) {
-            err_set("family #%d (%s) was declared on another network", fi + 1, cp_kind_name(fams[fi]->kind));
-            goto fail;
-        }
+    for (int fi = 0; fi < nfam; fi++)
         if (!fams[fi]->prepared) {
             double t = now_seconds();
             if (cp_family_prepare(fams[fi]) != 0)
-                goto fail;
-            st.t_prepare += now_seconds() - t;
+                return -1;
+            *seconds += now_seconds() - t;
         }
-    }
-    /* settings, and at most one family of each role per layer */
-    int idx = 0, norder = 0;
-    for (int fi = 0; fi < nfam; fi++) {
-        const cp_family *f = fams[fi];
-        for (int li = 0; li < f->count; li++, idx++) {
-            const cp_layer *l = &f->layers[li];
-            cp_choice *c = &st.choices[idx];
-            c->family = fi;
-            c->layer = li;
-            if (setting(f, l, theta[idx], idx, c) != 0)
-                goto fail;
-            int role = structural(f->kind) ? 0 : f->kind == CP_PRUNE_WEIGHTS ? 1 : 2;
-            int *o = &owner[3 * l->node + role];
-            if (*o >= 0) {
-                err_set("layer %s is in two families (%s and %s)", l->name, cp_kind_name(fams[*o]->kind),
-                        cp_kind_name(f->kind));
-                goto fail;
-            }
-            *o = fi;
-            if (f->kind == CP_VH || f->kind == CP_SVD || f->kind == CP_TUCKER2)
-                order[norder++] = (order_item){l->node, idx};
-        }
-    }
-    if (!(cand = nn_clone(ref, 1)))
-        goto fail;
-    /* low-rank rewrites from the last layer back, so that earlier indices stay put */
-    qsort(order, (size_t)norder, sizeof *order, by_node_desc);
-    for (int k = 0; k < norder; k++) {
-        const cp_choice *c = &st.choices[order[k].choice];
-        double t = now_seconds();
-        if (cp_lowrank_build(fams[c->family], &fams[c->family]->layers[c->layer], c, cand) != 0)
-            goto fail;
-        numeric += now_seconds() - t;
-    }
-    acc.wcount = malloc((size_t)cand->count * sizeof *acc.wcount);
-    acc.wbits = malloc((size_t)cand->count * sizeof *acc.wbits);
-    acc.touched = calloc((size_t)cand->count, 1);
-    if (!acc.wcount || !acc.wbits || !acc.touched) {
+    return 0;
+}
+
+nn_net *cp_apply(const nn_net *ref, int nfam, cp_family *const *fams, int ntheta, const double *theta, cp_stats *out)
+{
+    double start = now_seconds(), numeric = 0;
+    cp_stats st = {0};
+    cp_work w = {0};
+    nn_net *cand = NULL;
+    if (check_families(nfam, fams, ref, ntheta) != 0 || prepare(nfam, fams, &st.t_prepare) != 0)
+        return NULL;
+    st.nchoices = ntheta;
+    if (!(st.choices = calloc((size_t)(ntheta ? ntheta : 1), sizeof *st.choices))) {
         err_set("out of memory");
-        goto fail;
+        return NULL;
     }
-    for (int j = 0; j < cand->count; j++) {
-        acc.wcount[j] = -1;
-        acc.wbits[j] = 32;
-    }
-    /* channels, then weight values: pruning before quantization keeps the zeros */
-    for (int pass = 0; pass < 3; pass++)
-        for (int c = 0; c < dim; c++) {
-            const cp_choice *ch = &st.choices[c];
-            const cp_family *f = fams[ch->family];
-            const cp_layer *l = &f->layers[ch->layer];
-            cp_kind want = pass == 0 ? CP_PRUNE_CHANNELS : pass == 1 ? CP_PRUNE_WEIGHTS : CP_QUANTIZE;
-            int nodes[3], k = layer_nodes(cand, l->name, nodes);
-            double t = now_seconds();
-            if (pass == 0 && f->kind == CP_SVD && f->opt.dense && k == 1) {
-                const tensor *w = ref->nodes[l->node].weight;
-                acc.wcount[nodes[0]] = (int64_t)ch->rank * (w->shape[0] + w->numel / w->shape[0]);
-                acc.touched[nodes[0]] = 1;
-            }
-            if (f->kind != want)
-                continue;
-            if (pass == 0) {
-                if (cp_prune_channels(l, ch, cand, acc.touched) != 0)
-                    goto fail;
-            } else {
-                for (int j = 0; j < k; j++) {
-                    int64_t nz;
-                    if (pass == 1 ? cp_prune_weights(&cand->nodes[nodes[j]], ch->kept, &nz)
-                                  : cp_quantize(&cand->nodes[nodes[j]], ch->rank))
-                        goto fail;
-                    if (pass == 1)
-                        acc.wcount[nodes[j]] = nz;
-                    else
-                        acc.wbits[nodes[j]] = ch->rank;
-                    acc.touched[nodes[j]] = 1;
-                }
-            }
-            numeric += now_seconds() - t;
-        }
-    nn_invalidate(cand);
-    for (int c = 0; c < dim; c++) {
-        const cp_choice *ch = &st.choices[c];
-        if (record(cand, fams[ch->family], &fams[ch->family]->layers[ch->layer], ch) != 0)
-            goto fail;
-    }
-    if (stats(ref, cand, &acc, fams, &st) != 0)
+    if (cp_choose(nfam, fams, ntheta, theta, st.choices) != 0 || !(cand = nn_clone(ref, 1)) ||
+        rewrite(fams, &st, cand, &numeric) != 0 || work_init(&w, ref, cand) != 0 ||
+        transform(fams, &st, &w, &numeric) != 0 || record(fams, &st, cand) != 0 || account(&w, fams, &st) != 0)
         goto fail;
     st.t_truncate = numeric;
     st.t_rebuild = now_seconds() - start - numeric - st.t_prepare;
-    free(owner);
-    free(order);
-    free(acc.wcount);
-    free(acc.wbits);
-    free(acc.touched);
+    work_free(&w);
     if (out)
         *out = st;
     else
         cp_stats_free(&st);
     return cand;
 fail:
-    free(owner);
-    free(order);
-    free(acc.wcount);
-    free(acc.wbits);
-    free(acc.touched);
+    work_free(&w);
     cp_stats_free(&st);
     nn_net_free(cand);
     return NULL;

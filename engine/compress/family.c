@@ -1,5 +1,7 @@
-/* Declaring a family: which layers it takes, their bounds, and the factors computed once. */
+/* Declaring a family: the registry of families, which layers a family takes, its options, its
+ * layers' bounds, and the factors computed once. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,167 +10,112 @@
 #include "core/log.h"
 #include "nn/edit.h"
 
-static const char *const kind_names[CP_KINDS] = {
-    [CP_VH] = "vh", [CP_SVD] = "svd", [CP_TUCKER2] = "tucker2", [CP_PRUNE_CHANNELS] = "prune_channels",
-    [CP_PRUNE_WEIGHTS] = "prune_weights", [CP_QUANTIZE] = "quantize",
-};
+/* The registry: a family is one line here (and the file that defines its cp_NAME_ops). */
+#define CP_FAMILIES(X) X(vh) X(svd) X(tucker2) X(prune_channels) X(prune_weights) X(quantize)
 
-const char *cp_kind_name(cp_kind k) { return k < CP_KINDS ? kind_names[k] : "?"; }
+#define DECLARE(name) extern const cp_family_ops cp_##name##_ops;
+CP_FAMILIES(DECLARE)
+#undef DECLARE
+#define ENTRY(name) &cp_##name##_ops,
+const cp_family_ops *const cp_families[] = {CP_FAMILIES(ENTRY) NULL};
+#undef ENTRY
 
-/* NULL when the family applies to node i, else the reason it does not. */
-static const char *ineligible(cp_kind kind, const nn_net *net, int i)
+const cp_family_ops *cp_family_find(const char *name)
 {
-    const nn_node *n = &net->nodes[i];
-    int conv = n->op == NN_CONV, linear = n->op == NN_LINEAR;
-    if (conv && n->groups != 1)
-        return "a grouped convolution";
-    switch (kind) {
-    case CP_VH:
-        if (!conv)
-            return "not a convolution";
-        return n->kh >= 2 && n->kw >= 2 ? NULL : "not a k×k convolution with k >= 2";
-    case CP_TUCKER2:
-        if (!conv)
-            return "not a convolution";
-        return n->kh * n->kw >= 2 ? NULL : "a 1×1 convolution";
-    case CP_SVD:
-    case CP_PRUNE_WEIGHTS:
-    case CP_QUANTIZE:
-        return conv || linear ? NULL : "not a convolution or linear layer";
-    case CP_PRUNE_CHANNELS:
-        if (!conv)
-            return "not a convolution";
-        return cp_channels_prunable(net, i) ? NULL
-                                             : "a convolution whose channels reach a residual add or the output";
-    default:
-        return "of an unknown family";
+    char known[256] = "";
+    for (int i = 0; cp_families[i]; i++) {
+        if (strcmp(cp_families[i]->name, name) == 0)
+            return cp_families[i];
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", cp_families[i]->name);
     }
+    err_set("no compression family '%s' (known: %s)", name, known);
+    return NULL;
+}
+
+const char *cp_family_name(const cp_family *f) { return f->ops->name; }
+
+static const char *const mode_names[CP_MODES] = {[CP_FRACTION] = "fraction", [CP_ABSOLUTE] = "absolute",
+                                                 [CP_ENERGY] = "energy"};
+
+const char *cp_mode_name(cp_mode mode) { return mode >= 0 && mode < CP_MODES ? mode_names[mode] : "?"; }
+
+static int takes_mode(const cp_family_ops *ops, int mode)
+{
+    return mode >= 0 && mode < CP_MODES && ((ops->modes | 1u << CP_FRACTION) >> mode & 1u);
+}
+
+/* "'rank' must be "fraction" or "absolute", got "x"", listing the modes the family takes. */
+static int mode_error(const cp_family_ops *ops, const char *got)
+{
+    char list[128] = "";
+    int n = 0, count = 0;
+    for (int m = 0; m < CP_MODES; m++)
+        count += takes_mode(ops, m);
+    for (int m = 0; m < CP_MODES; m++)
+        if (takes_mode(ops, m)) {
+            n++;
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"",
+                     n == 1 ? "" : n == count ? " or " : ", ", mode_names[m]);
+        }
+    return err_set("%s: 'rank' must be %s, got \"%s\"", ops->name, list, got);
+}
+
+int cp_mode_parse(const cp_family_ops *ops, const char *name, cp_mode *mode)
+{
+    for (int m = 0; m < CP_MODES; m++)
+        if (strcmp(name, mode_names[m]) == 0 && takes_mode(ops, m)) {
+            *mode = (cp_mode)m;
+            return 0;
+        }
+    return mode_error(ops, name);
+}
+
+static int takes_option(const cp_family_ops *ops, const char *key)
+{
+    for (int i = 0; ops->options && ops->options[i]; i++)
+        if (strcmp(ops->options[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+/* The options once, for C callers and the Lua module alike. */
+static int check_options(const cp_family_ops *ops, const cp_options *o)
+{
+    if (o->mode != CP_FRACTION && !takes_option(ops, "rank"))
+        return err_set("%s: takes no option 'rank'", ops->name);
+    if (!takes_mode(ops, (int)o->mode))
+        return mode_error(ops, cp_mode_name(o->mode));
+    if (o->dense && !takes_option(ops, "dense"))
+        return err_set("%s: takes no option 'dense'", ops->name);
+    if (o->hooi != 0 && !takes_option(ops, "hooi"))
+        return err_set("%s: takes no option 'hooi'", ops->name);
+    if (o->hooi < 0 || o->hooi > 100)
+        return err_set("%s: 'hooi' must be between 0 and 100 iterations, got %d", ops->name, o->hooi);
+    if (o->multiple > 1 && !takes_option(ops, "multiple"))
+        return err_set("%s: takes no option 'multiple'", ops->name);
+    if (o->multiple < 0 || o->multiple > 4096)
+        return err_set("%s: 'multiple' must be between 1 and 4096, got %d", ops->name, o->multiple);
+    return 0;
 }
 
 static int has_wildcard(const char *p) { return strpbrk(p, "*?") != NULL; }
 
-/* Shapes: m×n of the matrix each rank-based family factors, and the ranks that matter. */
-static void describe(const cp_family *f, cp_layer *l)
+/* NULL when the family applies to node i, else the reason it does not. */
+static const char *ineligible(const cp_family_ops *ops, const nn_net *net, int i)
 {
-    const nn_node *n = &f->net->nodes[l->node];
-    const tensor *w = n->weight;
-    int64_t N = w->shape[0], C = w->ndim > 1 ? w->shape[1] : 1;
-    int64_t kh = w->ndim == 4 ? w->shape[2] : 1, kw = w->ndim == 4 ? w->shape[3] : 1;
-    switch (f->kind) {
-    case CP_VH: {
-        int64_t m = C * kh, k = N * kw;
-        l->max_rank = (int)(m < k ? m : k);
-        l->break_even = (int)(kh * kw * C * N / (kh * C + kw * N));
-        break;
-    }
-    case CP_SVD: {
-        int64_t m = N, k = w->numel / N;
-        l->max_rank = (int)(m < k ? m : k);
-        l->break_even = (int)(m * k / (m + k));
-        break;
-    }
-    case CP_TUCKER2:
-        l->max_rank = (int)(C > N ? C : N);
-        l->break_even = 0;
-        break;
-    case CP_PRUNE_CHANNELS:
-        l->max_rank = (int)N;
-        break;
-    case CP_PRUNE_WEIGHTS:
-        l->max_rank = (int)(w->numel > INT32_MAX ? INT32_MAX : w->numel);
-        break;
-    case CP_QUANTIZE:
-        l->max_rank = 32;
-        break;
-    default:
-        break;
-    }
+    const nn_node *n = &net->nodes[i];
+    if (n->op == NN_CONV && n->groups != 1)
+        return "a grouped convolution";
+    return ops->ineligible(net, i);
 }
 
-/* The range θ may take, and the default bounds. */
-static void theta_range(const cp_family *f, const cp_layer *l, double *lo, double *hi, double *dlo, double *dhi)
+/* The nodes the patterns select into take[]; each pattern must select something. */
+static int select_layers(const cp_family_ops *ops, const nn_net *net, int npatterns, const char *const *patterns,
+                         char *take)
 {
-    int ranked = f->kind == CP_VH || f->kind == CP_SVD || f->kind == CP_TUCKER2;
-    *lo = 0;
-    *hi = 1;
-    *dlo = 0.05;
-    *dhi = 1;
-    if (ranked && f->opt.mode == CP_ABSOLUTE) {
-        *lo = *dlo = 1;
-        *hi = *dhi = l->max_rank;
-    } else if (ranked && f->opt.mode == CP_ENERGY) {
-        *dhi = 0.95;
-    } else if (f->kind == CP_VH || f->kind == CP_SVD) { /* fraction of the break-even rank */
-        *hi = l->break_even > 0 ? (double)l->max_rank / l->break_even : 1;
-        if (*hi < 1)
-            *hi = 1;
-    } else if (f->kind == CP_PRUNE_WEIGHTS) {
-        *dlo = 0.01;
-    } else if (f->kind == CP_QUANTIZE) {
-        *lo = 2;
-        *hi = 32;
-        *dlo = 2;
-        *dhi = 8;
-    }
-}
-
-int cp_family_set_bounds(cp_family *f, int i, double lo, double hi)
-{
-    for (int k = i < 0 ? 0 : i; k < (i < 0 ? f->count : i + 1); k++) {
-        cp_layer *l = &f->layers[k];
-        double rlo, rhi, dlo, dhi;
-        theta_range(f, l, &rlo, &rhi, &dlo, &dhi);
-        if (!(lo <= hi))
-            return err_set("%s: bounds {%g, %g} of %s: the lower bound exceeds the upper", cp_kind_name(f->kind), lo,
-                           hi, l->name);
-        if (lo < rlo - 1e-12 || hi > rhi + 1e-12)
-            return err_set("%s: bounds {%g, %g} of %s leave the range [%g, %g] of its parameter", cp_kind_name(f->kind),
-                           lo, hi, l->name, rlo, rhi);
-        l->lo = lo;
-        l->hi = hi;
-    }
-    return 0;
-}
-
-void cp_family_free(cp_family *f)
-{
-    if (!f)
-        return;
-    for (int i = 0; i < f->count; i++) {
-        free(f->layers[i].name);
-        if (f->kind == CP_VH || f->kind == CP_SVD || f->kind == CP_TUCKER2)
-            cp_lowrank_free(f->kind, f->layers[i].cache);
-        else
-            free(f->layers[i].cache);
-    }
-    free(f->layers);
-    free(f);
-}
-
-cp_family *cp_family_new(cp_kind kind, const nn_net *net, int npatterns, const char *const *patterns,
-                         const cp_options *opt)
-{
-    const char *what = cp_kind_name(kind);
-    cp_family *f = calloc(1, sizeof *f);
-    char *take = calloc((size_t)net->count + 1, 1);
-    if (!f || !take) {
-        free(f);
-        free(take);
-        err_set("out of memory");
-        return NULL;
-    }
-    f->kind = kind;
-    f->net = net;
-    if (opt)
-        f->opt = *opt;
-    if (f->opt.mode == CP_ENERGY && kind != CP_SVD) {
-        err_set("%s: rank = \"energy\" is for svd only", what);
-        goto fail;
-    }
-    if (npatterns < 1) {
-        err_set("%s: no layers given", what);
-        goto fail;
-    }
+    const char *what = ops->name;
+    if (npatterns < 1)
+        return err_set("%s: no layers given", what);
     for (int p = 0; p < npatterns; p++) {
         int found = 0, eligible = 0;
         const char *reason = NULL, *first = NULL;
@@ -176,7 +123,7 @@ cp_family *cp_family_new(cp_kind kind, const nn_net *net, int npatterns, const c
             if (!nn_match(patterns[p], net->nodes[i].name))
                 continue;
             found++;
-            const char *why = ineligible(kind, net, i);
+            const char *why = ineligible(ops, net, i);
             if (!why) {
                 take[i] = 1;
                 eligible++;
@@ -185,45 +132,64 @@ cp_family *cp_family_new(cp_kind kind, const nn_net *net, int npatterns, const c
                 first = net->nodes[i].name;
             }
         }
-        if (!found) {
-            err_set("%s: no layer matches '%s'", what, patterns[p]);
-            goto fail;
-        }
-        if (reason && !has_wildcard(patterns[p])) {
-            err_set("%s: layer %s is %s", what, first, reason);
-            goto fail;
-        }
-        if (!eligible) {
-            err_set("%s: no layer matching '%s' qualifies (%s is %s)", what, patterns[p], first, reason);
-            goto fail;
-        }
+        if (!found)
+            return err_set("%s: no layer matches '%s'", what, patterns[p]);
+        if (reason && !has_wildcard(patterns[p]))
+            return err_set("%s: layer %s is %s", what, first, reason);
+        if (!eligible)
+            return err_set("%s: no layer matching '%s' qualifies (%s is %s)", what, patterns[p], first, reason);
     }
+    return 0;
+}
+
+/* One layer: its name, shape, what the family knows of it, and the range and default bounds of θ. */
+static int describe_layer(cp_family *f, cp_layer *l, int node)
+{
+    const nn_node *n = &f->net->nodes[node];
+    l->node = node;
+    if (!(l->name = strdup(n->name)))
+        return err_set("out of memory");
+    if (!n->weight)
+        return err_set("%s: layer %s has no weights", f->ops->name, l->name);
+    l->ndim = n->weight->ndim < 4 ? n->weight->ndim : 4;
+    for (int d = 0; d < l->ndim; d++)
+        l->shape[d] = n->weight->shape[d];
+    l->break_even = -1;
+    f->ops->describe(f, l);
+    f->ops->range(f, l);
+    return 0;
+}
+
+cp_family *cp_family_new(const char *family, const nn_net *net, int npatterns, const char *const *patterns,
+                         const cp_options *opt)
+{
+    const cp_family_ops *ops = cp_family_find(family);
+    if (!ops)
+        return NULL;
+    cp_family *f = calloc(1, sizeof *f);
+    char *take = calloc((size_t)net->count + 1, 1);
+    if (!f || !take) {
+        free(f);
+        free(take);
+        err_set("out of memory");
+        return NULL;
+    }
+    f->ops = ops;
+    f->net = net;
+    if (opt)
+        f->opt = *opt;
+    if (check_options(ops, &f->opt) != 0 || select_layers(ops, net, npatterns, patterns, take) != 0)
+        goto fail;
+    int count = 0;
     for (int i = 0; i < net->count; i++)
-        f->count += take[i];
-    if (!(f->layers = calloc((size_t)f->count, sizeof *f->layers))) {
+        count += take[i];
+    if (!(f->layers = calloc((size_t)count, sizeof *f->layers))) {
         err_set("out of memory");
         goto fail;
     }
-    int k = 0;
-    for (int i = 0; i < net->count; i++) {
-        if (!take[i])
-            continue;
-        cp_layer *l = &f->layers[k++];
-        l->node = i;
-        if (!(l->name = strdup(net->nodes[i].name))) {
-            err_set("out of memory");
+    for (int i = 0; i < net->count; i++)
+        if (take[i] && describe_layer(f, &f->layers[f->count++], i) != 0)
             goto fail;
-        }
-        if (!net->nodes[i].weight) {
-            err_set("%s: layer %s has no weights", what, l->name);
-            goto fail;
-        }
-        describe(f, l);
-        double lo, hi;
-        theta_range(f, l, &lo, &hi, &l->lo, &l->hi);
-        l->integer = kind == CP_QUANTIZE || ((kind == CP_VH || kind == CP_SVD || kind == CP_TUCKER2) &&
-                                             f->opt.mode == CP_ABSOLUTE);
-    }
     free(take);
     return f;
 fail:
@@ -232,24 +198,67 @@ fail:
     return NULL;
 }
 
+void cp_family_free(cp_family *f)
+{
+    if (!f)
+        return;
+    for (int i = 0; i < f->count; i++) {
+        free(f->layers[i].name);
+        if (f->ops->release)
+            f->ops->release(f->layers[i].cache);
+        else
+            free(f->layers[i].cache);
+    }
+    free(f->layers);
+    free(f);
+}
+
+int cp_family_set_bounds(cp_family *f, int i, double lo, double hi)
+{
+    if (i >= f->count)
+        return err_set("%s: no layer #%d in a family of %d", f->ops->name, i + 1, f->count);
+    for (int k = i < 0 ? 0 : i; k < (i < 0 ? f->count : i + 1); k++) {
+        cp_layer *l = &f->layers[k];
+        if (!(lo <= hi))
+            return err_set("%s: bounds {%g, %g} of %s: the lower bound exceeds the upper", f->ops->name, lo, hi,
+                           l->name);
+        if (lo < l->min - 1e-12 || hi > l->max + 1e-12)
+            return err_set("%s: bounds {%g, %g} of %s leave the range [%g, %g] of its parameter", f->ops->name, lo,
+                           hi, l->name, l->min, l->max);
+    }
+    for (int k = i < 0 ? 0 : i; k < (i < 0 ? f->count : i + 1); k++) {
+        f->layers[k].lo = lo;
+        f->layers[k].hi = hi;
+    }
+    return 0;
+}
+
+int cp_family_set_bounds_list(cp_family *f, int n, const double *lo, const double *hi)
+{
+    if (n != f->count)
+        return err_set("%s: %d pairs of bounds for %d layers (give {lo, hi} for all, or one pair per layer)",
+                       f->ops->name, n, f->count);
+    for (int i = 0; i < n; i++)
+        if (cp_family_set_bounds(f, i, lo[i], hi[i]) != 0)
+            return -1;
+    return 0;
+}
+
 int cp_family_prepare(cp_family *f)
 {
     double start = now_seconds();
     int done = 0;
-    for (int i = 0; i < f->count; i++) {
+    for (int i = 0; i < f->count && f->ops->prepare; i++) {
         cp_layer *l = &f->layers[i];
         if (l->cache)
             continue;
-        int rc = f->kind == CP_VH || f->kind == CP_SVD || f->kind == CP_TUCKER2 ? cp_lowrank_prepare(f, l)
-                 : f->kind == CP_PRUNE_CHANNELS                              ? cp_prune_prepare(f, l)
-                                                                             : 0;
-        if (rc != 0)
-            return err_prefix("%s: layer %s", cp_kind_name(f->kind), l->name);
+        if (f->ops->prepare(f, l) != 0)
+            return err_prefix("%s: layer %s", f->ops->name, l->name);
         done++;
     }
     f->prepared = 1;
     if (done && now_seconds() - start > 1)
-        log_info("%s: factored %d layers in %.1f s", cp_kind_name(f->kind), done, now_seconds() - start);
+        log_info("%s: factored %d layers in %.1f s", f->ops->name, done, now_seconds() - start);
     return 0;
 }
 
@@ -259,4 +268,43 @@ int cp_dim(int nfam, cp_family *const *fams)
     for (int i = 0; i < nfam; i++)
         d += fams[i]->count;
     return d;
+}
+
+void cp_box(int nfam, cp_family *const *fams, double *lo, double *hi, int *integer)
+{
+    int k = 0;
+    for (int i = 0; i < nfam; i++)
+        for (int j = 0; j < fams[i]->count; j++, k++) {
+            const cp_layer *l = &fams[i]->layers[j];
+            if (lo)
+                lo[k] = l->lo;
+            if (hi)
+                hi[k] = l->hi;
+            if (integer)
+                integer[k] = l->integer;
+        }
+}
+
+int cp_theta_name(int nfam, cp_family *const *fams, int i, char *buf, size_t size)
+{
+    for (int k = 0; k < nfam && i >= 0; k++) {
+        if (i < fams[k]->count)
+            return snprintf(buf, size, "%s:%s", fams[k]->ops->name, fams[k]->layers[i].name);
+        i -= fams[k]->count;
+    }
+    return -1;
+}
+
+void cp_choice_setting(const cp_family *f, const cp_choice *c, cp_setting *s)
+{
+    *s = (cp_setting){.key = "", .count = 0};
+    f->ops->report(c, s);
+}
+
+int cp_choice_format(const cp_family *f, const cp_choice *c, char *buf, size_t size)
+{
+    cp_setting s;
+    cp_choice_setting(f, c, &s);
+    const char *fmt = s.integer ? (s.count == 2 ? "%s %.0f, %.0f" : "%s %.0f") : (s.count == 2 ? "%s %.6g, %.6g" : "%s %.6g");
+    return snprintf(buf, size, fmt, s.key, s.value[0], s.value[1]);
 }

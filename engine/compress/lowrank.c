@@ -1,6 +1,8 @@
-/* Low-rank families: each layer's SVD (or HOSVD) is computed once, with the factors laid out so
- * that the rank-K layers of any θ are leading rows of a matrix (or short gathers from it). */
+/* Low-rank families (vh, svd, tucker2): each layer's SVD (or HOSVD) is computed once, with the
+ * factors laid out so that the rank-K layers of any θ are leading rows of a matrix (or short
+ * gathers from it). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,9 +21,8 @@ typedef struct lr_cache {
     float *core;    /* tucker2: r_out × r_in × kh·kw, the full core W ×1 Uout^T ×2 Uin^T */
 } lr_cache;
 
-void cp_lowrank_free(cp_kind k, void *cache)
+static void lr_release(void *cache)
 {
-    (void)k;
     lr_cache *c = cache;
     if (!c)
         return;
@@ -185,17 +186,20 @@ done:
     return rc;
 }
 
-int cp_lowrank_prepare(const cp_family *f, cp_layer *l)
+static int lr_prepare(const cp_family *f, cp_layer *l, int (*factor)(const tensor *, lr_cache *))
 {
     lr_cache *c = calloc(1, sizeof *c);
     if (!c)
         return err_set("out of memory");
     l->cache = c;
-    const tensor *w = f->net->nodes[l->node].weight;
-    return f->kind == CP_VH ? prepare_vh(w, c) : f->kind == CP_SVD ? prepare_svd(w, c) : prepare_tucker2(w, c);
+    return factor(f->net->nodes[l->node].weight, c);
 }
 
-int cp_svd_energy_rank(const cp_layer *l, double theta)
+static int vh_prepare(const cp_family *f, cp_layer *l) { return lr_prepare(f, l, prepare_vh); }
+static int svd_prepare(const cp_family *f, cp_layer *l) { return lr_prepare(f, l, prepare_svd); }
+static int tucker2_prepare(const cp_family *f, cp_layer *l) { return lr_prepare(f, l, prepare_tucker2); }
+
+static int svd_energy_rank(const cp_layer *l, double theta)
 {
     const lr_cache *c = l->cache;
     double total = 0, run = 0;
@@ -221,6 +225,24 @@ static int set_bias(nn_node *dst, const nn_node *src)
         return 0;
     tensor *b = tensor_clone(src->bias);
     return b ? cp_set_param(dst, 1, b) : -1;
+}
+
+/* The two factors of a split layer into the chain at node (a then b, b with ref's bias); a and b
+ * are taken over, NULL when their allocation failed. */
+static int set_pair(nn_node *node, tensor *a, tensor *b, const nn_node *ref)
+{
+    if (!a || !b) {
+        tensor_free(a);
+        tensor_free(b);
+        return -1;
+    }
+    if (cp_set_param(&node[0], 0, a) != 0) {
+        tensor_free(b);
+        return -1;
+    }
+    if (cp_set_param(&node[1], 0, b) != 0)
+        return -1;
+    return set_bias(&node[1], ref);
 }
 
 /* HOOI from the truncated HOSVD: alternately the best input factor for the current output one
@@ -288,7 +310,7 @@ static int build_tucker2(const cp_family *f, const cp_layer *l, const cp_choice 
     const nn_node *ref = &f->net->nodes[l->node];
     const tensor *w = ref->weight;
     int N = (int)w->shape[0], C = (int)w->shape[1], kh = (int)w->shape[2], kw = (int)w->shape[3], k2 = kh * kw;
-    int R3 = ch->rank, R4 = ch->rank2;
+    int R3 = ch->ranks[0], R4 = ch->ranks[1];
     tensor *first = new_tensor(R3, C, 1, 1), *core = new_tensor(R4, R3, kh, kw), *last = new_tensor(N, R4, 1, 1);
     int rc = -1;
     if (!first || !core || !last)
@@ -321,15 +343,32 @@ done:
     return rc;
 }
 
-int cp_lowrank_build(const cp_family *f, const cp_layer *l, const cp_choice *ch, nn_net *cand)
+static int vh_rewrite(const cp_family *f, const cp_layer *l, const cp_choice *ch, nn_net *cand)
+{
+    const lr_cache *c = l->cache;
+    const nn_node *ref = &f->net->nodes[l->node];
+    int N = (int)l->shape[0], C = (int)l->shape[1], kh = (int)l->shape[2], kw = (int)l->shape[3], K = ch->rank;
+    int at = nn_rewrite(cand, l->name, "vh", K, 0);
+    if (at < 0)
+        return -1;
+    tensor *a = new_tensor(K, C, kh, 1), *b = new_tensor(N, K, 1, kw);
+    if (a && b) {
+        memcpy(a->data, c->first, (size_t)K * C * kh * sizeof(float));
+        for (int o = 0; o < N; o++)
+            memcpy(b->data + (int64_t)o * K * kw, c->second + (int64_t)o * c->r * kw, (size_t)K * kw * sizeof(float));
+    }
+    return set_pair(&cand->nodes[at], a, b, ref);
+}
+
+static int svd_rewrite(const cp_family *f, const cp_layer *l, const cp_choice *ch, nn_net *cand)
 {
     const lr_cache *c = l->cache;
     const nn_node *ref = &f->net->nodes[l->node];
     const tensor *w = ref->weight;
     int conv = w->ndim == 4, K = ch->rank;
-    int N = (int)w->shape[0];
-    if (f->kind == CP_SVD && f->opt.dense) { /* the layer keeps its shape: W_K = U_K S_K V_K^T */
-        int at = nn_find(cand, l->name), n = (int)(w->numel / N);
+    int N = (int)w->shape[0], n = (int)(w->numel / N);
+    if (f->opt.dense) { /* the layer keeps its shape: W_K = U_K S_K V_K^T */
+        int at = nn_find(cand, l->name);
         tensor *t = tensor_new(w->ndim, w->shape);
         if (at < 0 || !t || cp_gemm('N', 'N', N, n, K, c->second, c->r, c->first, n, t->data, n) != 0) {
             tensor_free(t);
@@ -337,42 +376,213 @@ int cp_lowrank_build(const cp_family *f, const cp_layer *l, const cp_choice *ch,
         }
         return cp_set_param(&cand->nodes[at], 0, t);
     }
-    const char *op = f->kind == CP_VH ? "vh" : f->kind == CP_SVD ? "svd" : "tucker2";
-    int at = nn_rewrite(cand, l->name, op, ch->rank, ch->rank2);
+    int at = nn_rewrite(cand, l->name, "svd", K, 0);
     if (at < 0)
         return -1;
-    if (f->kind == CP_TUCKER2)
-        return build_tucker2(f, l, ch, cand, at);
-    tensor *a, *b;
-    if (f->kind == CP_VH) {
-        int C = (int)w->shape[1], kh = (int)w->shape[2], kw = (int)w->shape[3];
-        a = new_tensor(K, C, kh, 1);
-        b = new_tensor(N, K, 1, kw);
-        if (a && b) {
-            memcpy(a->data, c->first, (size_t)K * C * kh * sizeof(float));
-            for (int o = 0; o < N; o++)
-                memcpy(b->data + (int64_t)o * K * kw, c->second + (int64_t)o * c->r * kw, (size_t)K * kw * sizeof(float));
-        }
-    } else {
-        int n = (int)(w->numel / N);
-        a = conv ? new_tensor(K, (int)w->shape[1], (int)w->shape[2], (int)w->shape[3]) : new_tensor(K, n, 0, 0);
-        b = conv ? new_tensor(N, K, 1, 1) : new_tensor(N, K, 0, 0);
-        if (a && b) {
-            memcpy(a->data, c->first, (size_t)K * n * sizeof(float));
-            for (int o = 0; o < N; o++)
-                memcpy(b->data + (int64_t)o * K, c->second + (int64_t)o * c->r, (size_t)K * sizeof(float));
-        }
+    tensor *a = conv ? new_tensor(K, (int)w->shape[1], (int)w->shape[2], (int)w->shape[3]) : new_tensor(K, n, 0, 0);
+    tensor *b = conv ? new_tensor(N, K, 1, 1) : new_tensor(N, K, 0, 0);
+    if (a && b) {
+        memcpy(a->data, c->first, (size_t)K * n * sizeof(float));
+        for (int o = 0; o < N; o++)
+            memcpy(b->data + (int64_t)o * K, c->second + (int64_t)o * c->r, (size_t)K * sizeof(float));
     }
-    if (!a || !b) {
-        tensor_free(a);
-        tensor_free(b);
-        return -1;
-    }
-    if (cp_set_param(&cand->nodes[at], 0, a) != 0) {
-        tensor_free(b);
-        return -1;
-    }
-    if (cp_set_param(&cand->nodes[at + 1], 0, b) != 0)
-        return -1;
-    return set_bias(&cand->nodes[at + 1], ref);
+    return set_pair(&cand->nodes[at], a, b, ref);
 }
+
+static int tucker2_rewrite(const cp_family *f, const cp_layer *l, const cp_choice *ch, nn_net *cand)
+{
+    int at = nn_rewrite(cand, l->name, "tucker2", ch->ranks[0], ch->ranks[1]);
+    return at < 0 ? -1 : build_tucker2(f, l, ch, cand, at);
+}
+
+/* ---- the operations: eligibility, θ → rank, accounting, records --------------------------------- */
+
+static const char *vh_ineligible(const nn_net *net, int i)
+{
+    const nn_node *n = &net->nodes[i];
+    if (n->op != NN_CONV)
+        return "not a convolution";
+    return n->kh >= 2 && n->kw >= 2 ? NULL : "not a k×k convolution with k >= 2";
+}
+
+static const char *svd_ineligible(const nn_net *net, int i)
+{
+    nn_op op = net->nodes[i].op;
+    return op == NN_CONV || op == NN_LINEAR ? NULL : "not a convolution or linear layer";
+}
+
+static const char *tucker2_ineligible(const nn_net *net, int i)
+{
+    const nn_node *n = &net->nodes[i];
+    if (n->op != NN_CONV)
+        return "not a convolution";
+    return n->kh * n->kw >= 2 ? NULL : "a 1×1 convolution";
+}
+
+static int64_t numel(const cp_layer *l)
+{
+    int64_t n = 1;
+    for (int d = 0; d < l->ndim; d++)
+        n *= l->shape[d];
+    return n;
+}
+
+/* vh factors the (C·kh) × (N·kw) matrix, svd the N × (C·kh·kw) one. */
+static void vh_describe(const cp_family *f, cp_layer *l)
+{
+    (void)f;
+    int64_t N = l->shape[0], C = l->shape[1], kh = l->shape[2], kw = l->shape[3];
+    int64_t m = C * kh, k = N * kw;
+    l->max_rank = (int)(m < k ? m : k);
+    l->break_even = (int)(kh * kw * C * N / (kh * C + kw * N));
+}
+
+static void svd_describe(const cp_family *f, cp_layer *l)
+{
+    (void)f;
+    int64_t m = l->shape[0], k = numel(l) / m;
+    l->max_rank = (int)(m < k ? m : k);
+    l->break_even = (int)(m * k / (m + k));
+}
+
+static void tucker2_describe(const cp_family *f, cp_layer *l)
+{
+    (void)f;
+    l->max_rank = (int)(l->shape[1] > l->shape[0] ? l->shape[1] : l->shape[0]);
+}
+
+/* Fractions of the break-even rank (vh, svd) reach the full rank; tucker2's are of the channels. */
+static void lr_range(const cp_family *f, cp_layer *l)
+{
+    l->min = 0;
+    l->max = 1;
+    l->lo = 0.05;
+    l->hi = 1;
+    l->integer = f->opt.mode == CP_ABSOLUTE;
+    if (f->opt.mode == CP_ABSOLUTE) {
+        l->min = l->lo = 1;
+        l->max = l->hi = l->max_rank;
+    } else if (f->opt.mode == CP_ENERGY) {
+        l->hi = 0.95;
+    } else if (l->break_even >= 0) {
+        l->max = l->break_even > 0 ? (double)l->max_rank / l->break_even : 1;
+        if (l->max < 1)
+            l->max = 1;
+    }
+}
+
+int64_t cp_fraction_rank(double theta, int b)
+{
+    if (b <= 0 || !(theta > 0))
+        return 0;
+    int64_t K = (int64_t)floor(theta * b);
+    /* θ·b is rounded: at most one step either way */
+    while (K > 0 && (double)K / b > theta)
+        K--;
+    while ((double)(K + 1) / b <= theta)
+        K++;
+    return K;
+}
+
+/* A rank rounded up to the family's multiple (none when 0 or 1), within [lo, hi]. */
+static int round_rank(const cp_family *f, int64_t k, int lo, int hi)
+{
+    int m = f->opt.multiple;
+    if (m > 1 && k > 0)
+        k = (k + m - 1) / m * m;
+    return (int)(k < lo ? lo : k > hi ? hi : k);
+}
+
+static int split_setting(const cp_family *f, cp_layer *l, double theta, cp_choice *c)
+{
+    int64_t K;
+    if (f->opt.mode == CP_ABSOLUTE) {
+        K = llround(theta);
+    } else if (f->opt.mode == CP_ENERGY) { /* needs the singular values */
+        if (!l->cache && f->ops->prepare(f, l) != 0)
+            return err_prefix("%s: layer %s", f->ops->name, l->name);
+        K = svd_energy_rank(l, theta);
+    } else {
+        K = cp_fraction_rank(theta, l->break_even);
+    }
+    c->rank = round_rank(f, K, f->opt.dense ? 0 : 1, l->max_rank);
+    return 0;
+}
+
+static int tucker2_setting(const cp_family *f, cp_layer *l, double theta, cp_choice *c)
+{
+    int N = (int)l->shape[0], C = (int)l->shape[1], k2 = (int)(l->shape[2] * l->shape[3]);
+    int r_in = C < N * k2 ? C : N * k2, r_out = N < C * k2 ? N : C * k2;
+    int64_t a = f->opt.mode == CP_ABSOLUTE ? llround(theta) : llround(theta * C);
+    int64_t b = f->opt.mode == CP_ABSOLUTE ? llround(theta) : llround(theta * N);
+    c->ranks[0] = round_rank(f, a, 1, r_in);
+    c->ranks[1] = round_rank(f, b, 1, r_out);
+    return 0;
+}
+
+/* A dense reconstruction holds K·(m + n) weights' worth of information: count it so. */
+static int svd_apply(const cp_family *f, const cp_layer *l, const cp_choice *c, cp_work *w)
+{
+    int nodes[3];
+    if (!f->opt.dense || cp_layer_nodes(w->cand, l->name, nodes) != 1)
+        return 0;
+    w->weights[nodes[0]] = (int64_t)c->rank * (l->shape[0] + numel(l) / l->shape[0]);
+    w->touched[nodes[0]] = 1;
+    return 0;
+}
+
+static int vh_record(const cp_family *f, const cp_layer *l, const cp_choice *c, nn_net *cand)
+{
+    (void)f;
+    return nn_arch_add_rewrite(cand, l->name, "vh", c->rank, 0, NULL);
+}
+
+static int svd_record(const cp_family *f, const cp_layer *l, const cp_choice *c, nn_net *cand)
+{
+    char extra[64];
+    if (!f->opt.dense)
+        return nn_arch_add_rewrite(cand, l->name, "svd", c->rank, 0, NULL);
+    snprintf(extra, sizeof extra, "{\"rank\":%d}", c->rank);
+    return nn_arch_add_rewrite(cand, l->name, "svd_dense", c->rank, 0, extra);
+}
+
+static int tucker2_record(const cp_family *f, const cp_layer *l, const cp_choice *c, nn_net *cand)
+{
+    (void)f;
+    return nn_arch_add_rewrite(cand, l->name, "tucker2", c->ranks[0], c->ranks[1], NULL);
+}
+
+static void rank_report(const cp_choice *c, cp_setting *s)
+{
+    *s = (cp_setting){.key = "rank", .count = 1, .integer = 1, .value = {c->rank}};
+}
+
+static void tucker2_report(const cp_choice *c, cp_setting *s)
+{
+    *s = (cp_setting){.key = "ranks", .count = 2, .integer = 1, .value = {c->ranks[0], c->ranks[1]}};
+}
+
+static const char *const vh_options[] = {"rank", "multiple", NULL};
+static const char *const svd_options[] = {"rank", "dense", "multiple", NULL};
+static const char *const tucker2_options[] = {"rank", "hooi", "multiple", NULL};
+
+const cp_family_ops cp_vh_ops = {
+    .name = "vh", .role = CP_STRUCTURE, .modes = 1u << CP_ABSOLUTE, .options = vh_options,
+    .ineligible = vh_ineligible, .describe = vh_describe, .range = lr_range, .setting = split_setting,
+    .prepare = vh_prepare, .release = lr_release, .rewrite = vh_rewrite, .record = vh_record,
+    .report = rank_report,
+};
+
+const cp_family_ops cp_svd_ops = {
+    .name = "svd", .role = CP_STRUCTURE, .modes = 1u << CP_ABSOLUTE | 1u << CP_ENERGY, .options = svd_options,
+    .ineligible = svd_ineligible, .describe = svd_describe, .range = lr_range, .setting = split_setting,
+    .prepare = svd_prepare, .release = lr_release, .rewrite = svd_rewrite, .apply = svd_apply,
+    .record = svd_record, .report = rank_report,
+};
+
+const cp_family_ops cp_tucker2_ops = {
+    .name = "tucker2", .role = CP_STRUCTURE, .modes = 1u << CP_ABSOLUTE, .options = tucker2_options,
+    .ineligible = tucker2_ineligible, .describe = tucker2_describe, .range = lr_range,
+    .setting = tucker2_setting, .prepare = tucker2_prepare, .release = lr_release, .rewrite = tucker2_rewrite,
+    .record = tucker2_record, .report = tucker2_report,
+};

@@ -1,34 +1,13 @@
-/* Pruning (structured by channel, unstructured by magnitude) and quantization of weights. */
+/* Pruning families: prune_channels (the output channels of smallest L1 norm removed, and their
+ * readers' inputs) and prune_weights (the smallest weights by magnitude set to zero). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "compress/compress.h"
 #include "core/err.h"
 #include "nn/edit.h"
-
-int cp_set_param(nn_node *n, int slot, tensor *t)
-{
-    tensor **slots[4] = {&n->weight, &n->bias, &n->mean, &n->var};
-    if (n->shared) { /* the others are copied; the replaced one stays with its owner */
-        tensor *copies[4] = {0};
-        for (int k = 0; k < 4; k++)
-            if (k != slot && *slots[k] && !(copies[k] = tensor_clone(*slots[k]))) {
-                for (int j = 0; j < 4; j++)
-                    tensor_free(copies[j]);
-                tensor_free(t);
-                return err_set("out of memory");
-            }
-        for (int k = 0; k < 4; k++)
-            if (k != slot)
-                *slots[k] = copies[k];
-        n->shared = 0;
-    } else {
-        tensor_free(*slots[slot]);
-    }
-    *slots[slot] = t;
-    return 0;
-}
 
 /* Layers that act on each channel separately, through which pruned channels simply vanish. */
 static int channelwise(nn_op op)
@@ -82,7 +61,7 @@ static int by_norm(const void *a, const void *b)
     return i - j;
 }
 
-int cp_prune_prepare(const cp_family *f, cp_layer *l)
+static int channels_prepare(const cp_family *f, cp_layer *l)
 {
     const tensor *w = f->net->nodes[l->node].weight;
     int N = (int)w->shape[0];
@@ -142,10 +121,12 @@ static int slice_param(nn_node *node, int slot, int dim, int n, const int *kept,
     return s ? cp_set_param(node, slot, s) : -1;
 }
 
-int cp_prune_channels(const cp_layer *l, const cp_choice *ch, nn_net *cand, char *touched)
+/* Removes the pruned channels of the layer in cand and the matching inputs of its readers; sets
+ * touched[j] for every node j of cand whose weights changed. */
+static int prune_channels(const cp_layer *l, const cp_choice *ch, nn_net *cand, char *touched)
 {
     const norm_order *o = l->cache;
-    int at = nn_find(cand, l->name), N = o->n, K = ch->rank;
+    int at = nn_find(cand, l->name), N = o->n, K = ch->keep;
     if (at < 0)
         return err_set("layer %s is gone", l->name);
     int *kept = malloc((size_t)K * sizeof *kept), *stack = malloc((size_t)cand->count * sizeof *stack);
@@ -258,22 +239,121 @@ int cp_prune_weights(nn_node *n, double kept, int64_t *nonzeros)
     return cp_set_param(n, 0, t);
 }
 
-int cp_quantize(nn_node *n, int bits)
+/* ---- the operations ----------------------------------------------------------------------------- */
+
+static const char *channels_ineligible(const nn_net *net, int i)
 {
-    if (bits >= 32)
-        return 0;
-    const tensor *w = n->weight;
-    float top = 0;
-    for (int64_t i = 0; i < w->numel; i++)
-        top = fmaxf(top, fabsf(w->data[i]));
-    tensor *t = tensor_new(w->ndim, w->shape);
-    if (!t)
-        return -1;
-    double levels = (double)((1LL << (bits - 1)) - 1), scale = top / levels;
-    for (int64_t i = 0; i < w->numel && scale > 0; i++) {
-        double q = nearbyint(w->data[i] / scale);
-        q = q > levels ? levels : q < -levels ? -levels : q;
-        t->data[i] = (float)(q * scale);
-    }
-    return cp_set_param(n, 0, t);
+    if (net->nodes[i].op != NN_CONV)
+        return "not a convolution";
+    return cp_channels_prunable(net, i) ? NULL : "a convolution whose channels reach a residual add or the output";
 }
+
+static const char *weights_ineligible(const nn_net *net, int i)
+{
+    nn_op op = net->nodes[i].op;
+    return op == NN_CONV || op == NN_LINEAR ? NULL : "not a convolution or linear layer";
+}
+
+static void channels_describe(const cp_family *f, cp_layer *l)
+{
+    (void)f;
+    l->max_rank = (int)l->shape[0];
+}
+
+static void weights_describe(const cp_family *f, cp_layer *l)
+{
+    (void)f;
+    int64_t n = 1;
+    for (int d = 0; d < l->ndim; d++)
+        n *= l->shape[d];
+    l->max_rank = (int)(n > INT32_MAX ? INT32_MAX : n);
+}
+
+/* θ is the fraction kept. */
+static void channels_range(const cp_family *f, cp_layer *l)
+{
+    (void)f;
+    l->min = 0;
+    l->max = 1;
+    l->lo = 0.05;
+    l->hi = 1;
+}
+
+static void weights_range(const cp_family *f, cp_layer *l)
+{
+    channels_range(f, l);
+    l->lo = 0.01;
+}
+
+static int channels_setting(const cp_family *f, cp_layer *l, double theta, cp_choice *c)
+{
+    (void)f;
+    int N = (int)l->shape[0];
+    int64_t k = llround(theta * N);
+    c->keep = (int)(k < 1 ? 1 : k > N ? N : k);
+    return 0;
+}
+
+static int weights_setting(const cp_family *f, cp_layer *l, double theta, cp_choice *c)
+{
+    (void)f, (void)l;
+    c->kept = theta < 0 ? 0 : theta > 1 ? 1 : theta;
+    return 0;
+}
+
+static int channels_apply(const cp_family *f, const cp_layer *l, const cp_choice *c, cp_work *w)
+{
+    (void)f;
+    return prune_channels(l, c, w->cand, w->touched);
+}
+
+/* Every node the layer became (each factor of a split layer pruned on its own). */
+static int weights_apply(const cp_family *f, const cp_layer *l, const cp_choice *c, cp_work *w)
+{
+    (void)f;
+    int nodes[3], k = cp_layer_nodes(w->cand, l->name, nodes);
+    for (int j = 0; j < k; j++) {
+        int64_t nz;
+        if (cp_prune_weights(&w->cand->nodes[nodes[j]], c->kept, &nz) != 0)
+            return -1;
+        w->weights[nodes[j]] = nz;
+        w->touched[nodes[j]] = 1;
+    }
+    return 0;
+}
+
+static int channels_record(const cp_family *f, const cp_layer *l, const cp_choice *c, nn_net *cand)
+{
+    (void)f;
+    return nn_arch_add_rewrite(cand, l->name, "prune_channels", c->keep, 0, NULL);
+}
+
+static int weights_record(const cp_family *f, const cp_layer *l, const cp_choice *c, nn_net *cand)
+{
+    (void)f;
+    char extra[64];
+    snprintf(extra, sizeof extra, "{\"kept\":%.17g}", c->kept);
+    return nn_arch_add_rewrite(cand, l->name, "prune_weights", 0, 0, extra);
+}
+
+static void channels_report(const cp_choice *c, cp_setting *s)
+{
+    *s = (cp_setting){.key = "keep", .count = 1, .integer = 1, .value = {c->keep}};
+}
+
+static void weights_report(const cp_choice *c, cp_setting *s)
+{
+    *s = (cp_setting){.key = "kept", .count = 1, .integer = 0, .value = {c->kept}};
+}
+
+const cp_family_ops cp_prune_channels_ops = {
+    .name = "prune_channels", .role = CP_STRUCTURE, .ineligible = channels_ineligible,
+    .describe = channels_describe, .range = channels_range, .setting = channels_setting,
+    .prepare = channels_prepare, .apply = channels_apply, .record = channels_record, .report = channels_report,
+};
+
+const cp_family_ops cp_prune_weights_ops = {
+    .name = "prune_weights", .role = CP_SPARSITY, .ineligible = weights_ineligible, .describe = weights_describe,
+    .range = weights_range, .setting = weights_setting, .apply = weights_apply, .record = weights_record,
+    .report = weights_report,
+};

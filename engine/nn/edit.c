@@ -185,6 +185,30 @@ int nn_rewrite(nn_net *net, const char *layer, const char *op, int rank, int ran
     return nn_replace(net, at, count, chain) == 0 ? at : -1;
 }
 
+int nn_layer_nodes(const nn_net *net, const char *layer, int *out, int max)
+{
+    /* the chains nn_rewrite makes, by the suffixes of their nodes (consecutive, in this order) */
+    static const char *const chains[3][3] = {{"v", "h", NULL}, {"a", "b", NULL}, {"first", "core", "last"}};
+    int at = nn_find(net, layer);
+    if (at >= 0) {
+        if (max > 0)
+            out[0] = at;
+        return 1;
+    }
+    char buf[300];
+    for (int c = 0; c < 3; c++) {
+        snprintf(buf, sizeof buf, "%s.%s", layer, chains[c][0]);
+        if ((at = nn_find(net, buf)) < 0)
+            continue;
+        int k = 0;
+        for (; k < 3 && chains[c][k]; k++)
+            if (k < max)
+                out[k] = at + k;
+        return k;
+    }
+    return 0;
+}
+
 static cJSON *arch_object(const nn_net *net)
 {
     cJSON *o = net->arch ? cJSON_Parse(net->arch) : NULL;
@@ -253,6 +277,13 @@ static int replay(nn_net *net, const cJSON *r, int index)
         if (!cJSON_IsNumber(rank))
             return err_set("rewrite #%d (%s of %s) has no rank", index + 1, op->valuestring, layer->valuestring);
         a = rank->valueint;
+    } else {
+        /* values only (quantize, prune_weights, svd_dense): nothing to rebuild, but the layer must
+         * be there, itself or as the chain a structural rewrite made of it */
+        int nodes[3];
+        if (nn_layer_nodes(net, layer->valuestring, nodes, 3) == 0)
+            return err_set("rewrite %s: the network has no layer %s", op->valuestring, layer->valuestring);
+        return 0;
     }
     return nn_rewrite(net, layer->valuestring, op->valuestring, a, b) < 0 ? -1 : 0;
 }

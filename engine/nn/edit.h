@@ -45,6 +45,11 @@ int nn_replace(nn_net *net, int at, int count, const nn_node *nodes);
  * and are accepted as no-ops. Returns the index of the chain's first node. */
 int nn_rewrite(nn_net *net, const char *layer, const char *op, int rank, int rank2);
 
+/* The nodes that stand for layer after the rewrites above: the layer itself, or the chain that
+ * replaced it (layer.v, layer.h...); their indices into out (at most max) and their number, 0 when
+ * there is neither. */
+int nn_layer_nodes(const nn_net *net, const char *layer, int *out, int max);
+
 /* Appends a rewrite to net->arch's "rewrites" list (creating it). extra (may be NULL) is a JSON
  * object whose members are added to the record (informational fields such as bits). */
 int nn_arch_add_rewrite(nn_net *net, const char *layer, const char *op, int rank, int rank2,

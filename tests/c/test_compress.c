@@ -82,7 +82,7 @@ static double *full(const cp_family *f)
     return t;
 }
 
-static cp_family *family(cp_kind k, nn_net *net, const char *pattern, cp_mode mode)
+static cp_family *family(const char *k, nn_net *net, const char *pattern, cp_mode mode)
 {
     cp_options o = {.mode = mode};
     cp_family *f = cp_family_new(k, net, 1, &pattern, &o);
@@ -125,13 +125,13 @@ static void test_replace(void)
 }
 
 /* Full rank reproduces the network; the candidate shares untouched tensors with the reference. */
-static void exact(nn_net *net, cp_kind k, const char *pattern, cp_mode mode, const tensor *x, const char *what)
+static void exact(nn_net *net, const char *k, const char *pattern, cp_mode mode, const tensor *x, const char *what)
 {
     cp_family *f = family(k, net, pattern, mode);
     tensor *y = nn_forward(net, x);
     double *t = f ? full(f) : NULL;
     cp_stats st;
-    nn_net *c = f ? cp_apply(net, 1, &f, t, &st) : NULL;
+    nn_net *c = f ? cp_apply(net, 1, &f, cp_dim(1, &f), t, &st) : NULL;
     tensor *yc = c ? nn_forward(c, x) : NULL;
     double e = rel_error(yc, y);
     tap_ok(e <= 1e-4, "%s at full rank reproduces the outputs (relative error %.2g)", what, e);
@@ -157,17 +157,17 @@ static void test_exact(void)
     nn_net *vgg = build("vgg", 11, 0, 3, 32, 0.25, 1);
     nn_net *res = build("resnet", 18, 0, 3, 64, 0.25, 0); /* 7×7/2 stem, strided 3×3 and 1×1 convs */
     tensor *xv = random_input(3, 3, 32, 32), *xr = random_input(2, 3, 64, 64);
-    exact(vgg, CP_VH, "features.*", CP_ABSOLUTE, xv, "vh (vgg)");
-    exact(res, CP_VH, "*", CP_ABSOLUTE, xr, "vh (resnet, 7×7/2 stem, stride 2)");
-    exact(vgg, CP_SVD, "*", CP_ABSOLUTE, xv, "svd of convolutions and linear layers (vgg)");
-    exact(res, CP_SVD, "*", CP_ABSOLUTE, xr, "svd (resnet, batch norms folded after the split)");
-    exact(vgg, CP_TUCKER2, "features.*", CP_FRACTION, xv, "tucker2 (vgg)");
-    exact(res, CP_TUCKER2, "layer*", CP_FRACTION, xr, "tucker2 (resnet)");
+    exact(vgg, "vh", "features.*", CP_ABSOLUTE, xv, "vh (vgg)");
+    exact(res, "vh", "*", CP_ABSOLUTE, xr, "vh (resnet, 7×7/2 stem, stride 2)");
+    exact(vgg, "svd", "*", CP_ABSOLUTE, xv, "svd of convolutions and linear layers (vgg)");
+    exact(res, "svd", "*", CP_ABSOLUTE, xr, "svd (resnet, batch norms folded after the split)");
+    exact(vgg, "tucker2", "features.*", CP_FRACTION, xv, "tucker2 (vgg)");
+    exact(res, "tucker2", "layer*", CP_FRACTION, xr, "tucker2 (resnet)");
     cp_options dense = {.mode = CP_ABSOLUTE, .dense = 1};
     const char *all = "*";
-    cp_family *f = cp_family_new(CP_SVD, res, 1, &all, &dense);
+    cp_family *f = cp_family_new("svd", res, 1, &all, &dense);
     double *t = full(f);
-    nn_net *c = cp_apply(res, 1, &f, t, NULL);
+    nn_net *c = cp_apply(res, 1, &f, cp_dim(1, &f), t, NULL);
     tensor *y = nn_forward(res, xr), *yc = c ? nn_forward(c, xr) : NULL;
     tap_ok(rel_error(yc, y) <= 1e-4 && c->count == res->count, "dense svd at full rank: same graph, same outputs");
     tensor_free(y);
@@ -184,8 +184,8 @@ static void test_exact(void)
     nn_init_params(odd, 3);
     randomize_params(odd);
     tensor *xo = random_input(2, 4, 13, 11);
-    exact(odd, CP_VH, "odd", CP_ABSOLUTE, xo, "vh of a 3×5 kernel with strides (2, 1) and padding (1, 2)");
-    exact(odd, CP_TUCKER2, "odd", CP_FRACTION, xo, "tucker2 of the same");
+    exact(odd, "vh", "odd", CP_ABSOLUTE, xo, "vh of a 3×5 kernel with strides (2, 1) and padding (1, 2)");
+    exact(odd, "tucker2", "odd", CP_FRACTION, xo, "tucker2 of the same");
     tensor_free(xo);
     nn_net_free(odd);
     tensor_free(xv);
@@ -217,14 +217,14 @@ static double *vh_singular_values(const tensor *w, int *rank)
 static void test_vh_factors(void)
 {
     nn_net *net = build("vgg", 11, 0, 3, 32, 0.25, 1);
-    cp_family *f = family(CP_VH, net, "features.6", CP_ABSOLUTE);
+    cp_family *f = family("vh", net, "features.6", CP_ABSOLUTE);
     const tensor *w = net->nodes[f->layers[0].node].weight;
     int N = (int)w->shape[0], C = (int)w->shape[1], k = 3, rank;
     double *s = vh_singular_values(w, &rank);
     int ok = 1;
     for (int K = 1; K <= rank; K += 7) {
         double th = K;
-        nn_net *c = cp_apply(net, 1, &f, &th, NULL);
+        nn_net *c = cp_apply(net, 1, &f, cp_dim(1, &f), &th, NULL);
         const tensor *v = c->nodes[nn_find(c, "features.6.v")].weight, *h = c->nodes[nn_find(c, "features.6.h")].weight;
         double err = 0, tail = 0;
         for (int o = 0; o < N; o++)
@@ -258,7 +258,7 @@ static void test_counts(void)
     nn_spec_defaults(&s, "vgg");
     s.small_head = 1; /* the same 13 convolutions without the 120M-weight classifier */
     nn_net *big = nn_build(&s);
-    cp_family *f = family(CP_VH, big, "features.*", CP_FRACTION); /* factors are computed lazily */
+    cp_family *f = family("vh", big, "features.*", CP_FRACTION); /* factors are computed lazily */
     static const int be[13] = {8, 96, 128, 192, 256, 384, 384, 512, 768, 768, 768, 768, 768};
     int64_t weights = 0;
     int ok = f && f->count == 13;
@@ -275,7 +275,7 @@ static void test_counts(void)
     s.width = 0.25;
     s.size = 32;
     nn_net *net = nn_build(&s);
-    f = family(CP_VH, net, "features.*", CP_FRACTION);
+    f = family("vh", net, "features.*", CP_FRACTION);
     double th[13];
     int64_t want = 0, want_ref = 0, want_macs = 0, want_macs_ref = 0;
     int hw[13] = {32, 32, 16, 16, 8, 8, 8, 4, 4, 4, 2, 2, 2};
@@ -291,7 +291,7 @@ static void test_counts(void)
         want_macs_ref += (int64_t)hw[i] * hw[i] * N * C * 9;
     }
     cp_stats st;
-    nn_net *c = cp_apply(net, 1, &f, th, &st);
+    nn_net *c = cp_apply(net, 1, &f, cp_dim(1, &f), th, &st);
     tap_ok(c && st.weights == want && st.weights_ref == want_ref,
            "vh weights: sum of k·K·(C+N) over the layers (%lld vs %lld), of k²·C·N before", (long long)st.weights,
            (long long)want);
@@ -310,9 +310,9 @@ static void test_counts(void)
     ms.nwidths = 3;
     ms.widths[0] = 50, ms.widths[1] = 30, ms.widths[2] = 10;
     nn_net *mlp = nn_build(&ms);
-    f = family(CP_SVD, mlp, "fc1", CP_ABSOLUTE);
+    f = family("svd", mlp, "fc1", CP_ABSOLUTE);
     double k7 = 7;
-    c = cp_apply(mlp, 1, &f, &k7, &st);
+    c = cp_apply(mlp, 1, &f, cp_dim(1, &f), &k7, &st);
     tap_ok(c && st.weights == 7 * (50 + 30) && st.weights_ref == 50 * 30 && st.params == nn_param_count(c) &&
                nn_param_count(c) == nn_param_count(mlp) - 50 * 30 + 7 * 80,
            "svd of a 30×50 linear layer at rank 7: 7·(30 + 50) weights, the bias kept");
@@ -352,9 +352,9 @@ static int *l1_top(const tensor *w, int keep)
 static void pruned_equals_zeroed(nn_net *net, const char *layer, const char *reader, double frac, const tensor *x,
                                  const char *what)
 {
-    cp_family *f = family(CP_PRUNE_CHANNELS, net, layer, CP_FRACTION);
+    cp_family *f = family("prune_channels", net, layer, CP_FRACTION);
     cp_stats st;
-    nn_net *c = f ? cp_apply(net, 1, &f, &frac, &st) : NULL;
+    nn_net *c = f ? cp_apply(net, 1, &f, cp_dim(1, &f), &frac, &st) : NULL;
     nn_net *z = nn_clone(net, 0);
     int at = nn_find(net, layer), rd = nn_find(z, reader);
     const tensor *w = net->nodes[at].weight;
@@ -413,21 +413,21 @@ static void test_prune_channels(void)
     tensor_free(x4);
     pruned_equals_zeroed(res, "layer2.1.conv1", "layer2.1.conv2", 0.4, x, "resnet inner channels of a block");
 
-    cp_family *f = family(CP_PRUNE_CHANNELS, res, "layer*.conv1", CP_FRACTION);
+    cp_family *f = family("prune_channels", res, "layer*.conv1", CP_FRACTION);
     tap_ok(f && f->count == 8, "resnet18: layer*.conv1 selects the 8 inner convolutions");
     double one[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-    nn_net *c = f ? cp_apply(res, 1, &f, one, NULL) : NULL;
+    nn_net *c = f ? cp_apply(res, 1, &f, cp_dim(1, &f), one, NULL) : NULL;
     tensor *y = nn_forward(res, x), *yc = c ? nn_forward(c, x) : NULL;
     tap_ok(rel_error(yc, y) == 0, "channel pruning at ratio 1 changes nothing");
     tensor_free(yc);
     nn_net_free(c);
     cp_family_free(f);
-    err_set("");
+    err_set("%s", "");
     const char *conv2 = "layer1.0.conv2";
     cp_options o = {0};
-    tap_ok(!cp_family_new(CP_PRUNE_CHANNELS, res, 1, &conv2, &o) && strstr(err_msg(), "residual add"),
+    tap_ok(!cp_family_new("prune_channels", res, 1, &conv2, &o) && strstr(err_msg(), "residual add"),
            "a block's output convolution is refused: %s", err_msg());
-    f = family(CP_PRUNE_CHANNELS, res, "layer1.*", CP_FRACTION);
+    f = family("prune_channels", res, "layer1.*", CP_FRACTION);
     tap_ok(f && f->count == 2, "a pattern skips the convolutions whose channels reach an add");
     cp_family_free(f);
     tensor_free(y);
@@ -436,12 +436,12 @@ static void test_prune_channels(void)
     nn_net *deep = build("resnet", 50, 0, 3, 32, 0.125, 1);
     const char *inner[2] = {"layer*.conv1", "layer*.conv2"};
     cp_options fo = {0};
-    f = cp_family_new(CP_PRUNE_CHANNELS, deep, 2, inner, &fo);
+    f = cp_family_new("prune_channels", deep, 2, inner, &fo);
     double *half = f ? full(f) : NULL;
     for (int i = 0; f && i < f->count; i++)
         half[i] = 0.5;
     cp_stats st;
-    c = f ? cp_apply(deep, 1, &f, half, &st) : NULL;
+    c = f ? cp_apply(deep, 1, &f, cp_dim(1, &f), half, &st) : NULL;
     nn_dims *dims = c ? malloc((size_t)c->count * sizeof *dims) : NULL;
     yc = c ? nn_forward(c, x) : NULL;
     tap_ok(f && f->count == 32 && c && nn_infer(c, 3, 32, 32, dims) == 0 && yc && yc->shape[1] == 10 &&
@@ -450,7 +450,7 @@ static void test_prune_channels(void)
            c ? (long long)st.params : 0LL, (long long)nn_param_count(deep));
     for (int i = 0; f && i < f->count; i++)
         half[i] = 1;
-    nn_net *same = f ? cp_apply(deep, 1, &f, half, NULL) : NULL;
+    nn_net *same = f ? cp_apply(deep, 1, &f, cp_dim(1, &f), half, NULL) : NULL;
     tensor *ys = same ? nn_forward(same, x) : NULL, *yd = nn_forward(deep, x);
     tap_ok(rel_error(ys, yd) == 0, "resnet50: ratio 1 changes nothing");
     if (c)
@@ -505,13 +505,13 @@ static void test_records(void)
     nn_net *net = build("resnet", 18, 0, 3, 32, 0.25, 1);
     const char *pats[] = {"layer1.*.conv1", "layer2.0.conv2", "layer3.*.conv2", "fc", "layer4.*.conv1", "conv1"};
     cp_options o = {.mode = CP_FRACTION}, od = {.mode = CP_ENERGY, .dense = 1}, oa = {.mode = CP_ABSOLUTE};
-    cp_family *fs[6] = {cp_family_new(CP_VH, net, 1, &pats[0], &o), cp_family_new(CP_TUCKER2, net, 1, &pats[1], &o),
-                        cp_family_new(CP_SVD, net, 1, &pats[2], &od), cp_family_new(CP_SVD, net, 1, &pats[3], &oa),
-                        cp_family_new(CP_PRUNE_CHANNELS, net, 1, &pats[4], &o),
-                        cp_family_new(CP_QUANTIZE, net, 1, &pats[5], &o)};
+    cp_family *fs[6] = {cp_family_new("vh", net, 1, &pats[0], &o), cp_family_new("tucker2", net, 1, &pats[1], &o),
+                        cp_family_new("svd", net, 1, &pats[2], &od), cp_family_new("svd", net, 1, &pats[3], &oa),
+                        cp_family_new("prune_channels", net, 1, &pats[4], &o),
+                        cp_family_new("quantize", net, 1, &pats[5], &o)};
     double th[9] = {0.3, 0.6, 0.5, 0.8, 0.9, 4, 0.5, 0.25, 4};
     int dim = cp_dim(6, fs);
-    nn_net *c = dim == 9 ? cp_apply(net, 6, fs, th, NULL) : NULL;
+    nn_net *c = dim == 9 ? cp_apply(net, 6, fs, cp_dim(6, fs), th, NULL) : NULL;
     nn_net *back = c ? nn_from_arch(c->arch) : NULL;
     int ok = back && back->count == c->count;
     for (int i = 0; ok && i < c->count; i++) {
@@ -528,11 +528,11 @@ static void test_records(void)
     double bad[9];
     memcpy(bad, th, sizeof bad);
     bad[0] = 1.7;
-    tap_ok(!cp_apply(net, 6, fs, bad, NULL) && strstr(err_msg(), "outside its bounds"), "θ outside its bounds: %s",
+    tap_ok(!cp_apply(net, 6, fs, cp_dim(6, fs), bad, NULL) && strstr(err_msg(), "outside its bounds"), "θ outside its bounds: %s",
            err_msg());
     cp_family *twice[2] = {fs[0], fs[0]};
     double t2[4] = {0.3, 0.3, 0.3, 0.3};
-    tap_ok(!cp_apply(net, 2, twice, t2, NULL) && strstr(err_msg(), "two families"), "one layer in two families: %s",
+    tap_ok(!cp_apply(net, 2, twice, cp_dim(2, twice), t2, NULL) && strstr(err_msg(), "two families"), "one layer in two families: %s",
            err_msg());
     nn_net_free(back);
     nn_net_free(c);
@@ -547,9 +547,9 @@ static void test_hooi(void)
     tensor *x = random_input(4, 3, 32, 32), *y = nn_forward(net, x);
     const char *p = "features.8";
     cp_options a = {.mode = CP_FRACTION}, b = {.mode = CP_FRACTION, .hooi = 3};
-    cp_family *f0 = cp_family_new(CP_TUCKER2, net, 1, &p, &a), *f3 = cp_family_new(CP_TUCKER2, net, 1, &p, &b);
+    cp_family *f0 = cp_family_new("tucker2", net, 1, &p, &a), *f3 = cp_family_new("tucker2", net, 1, &p, &b);
     double th = 0.3;
-    nn_net *c0 = cp_apply(net, 1, &f0, &th, NULL), *c3 = cp_apply(net, 1, &f3, &th, NULL);
+    nn_net *c0 = cp_apply(net, 1, &f0, cp_dim(1, &f0), &th, NULL), *c3 = cp_apply(net, 1, &f3, cp_dim(1, &f3), &th, NULL);
     /* HOOI never loses to the HOSVD on the fit of the kernel */
     const tensor *w = net->nodes[nn_find(net, p)].weight;
     double err[2];
