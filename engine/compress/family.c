@@ -236,7 +236,7 @@ int cp_family_set_bounds(cp_family *f, int i, double lo, double hi)
 int cp_family_set_bounds_list(cp_family *f, int n, const double *lo, const double *hi)
 {
     if (n != f->count)
-        return err_set("%s: %d pairs of bounds for %d layers (give {lo, hi} for all, or one pair per layer)",
+        return err_set("%s: a list of %d bounds for %d layers (give one pair {lo, hi} for all, or one per layer)",
                        f->ops->name, n, f->count);
     for (int i = 0; i < n; i++)
         if (cp_family_set_bounds(f, i, lo[i], hi[i]) != 0)

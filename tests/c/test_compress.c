@@ -582,6 +582,213 @@ static void test_hooi(void)
     nn_net_free(net);
 }
 
+/* A network of one layer "l" (C → N; a k×k convolution, or a linear layer when k is 0) with
+ * zero weights, and the family on it; enough to map θ to settings. */
+static cp_family *one_layer(const char *family, int C, int N, int k, nn_net **net)
+{
+    *net = nn_net_new(C, 8, N);
+    nn_node n = {.op = k ? NN_CONV : NN_LINEAR, .name = "l", .in = {NN_INPUT, -2}, .out = N, .kh = k, .kw = k,
+                 .sh = 1, .sw = 1, .groups = 1};
+    nn_add(*net, &n);
+    (*net)->nodes[0].weight = k ? tensor_new(4, (int64_t[]){N, C, k, k}) : tensor_new(2, (int64_t[]){N, C});
+    const char *name = "l";
+    cp_family *f = cp_family_new(family, *net, 1, &name, NULL);
+    if (f)
+        cp_family_set_bounds(f, -1, f->layers[0].min, f->layers[0].max);
+    return f;
+}
+
+/* θ = K/b gives rank K, and the top of the fraction range the full rank, for every shape, against
+ * integer arithmetic: floor(θ·b) in floating point lost one at the top of the range for about 4%
+ * of the shapes (a 33→33 3×3 convolution got 98 of 99). */
+static void test_fraction_ranks(void)
+{
+    const char *families[2] = {"vh", "svd"};
+    const int sizes[2] = {96, 160}, ks[2] = {3, 0};
+    for (int fi = 0; fi < 2; fi++) {
+        int shapes = 0, top = 0, ladder = 0, described = 0;
+        for (int C = 1; C <= sizes[fi]; C++)
+            for (int N = 1; N <= sizes[fi]; N++) {
+                int k = ks[fi], kh = k ? k : 1;
+                nn_net *net;
+                cp_family *f = one_layer(families[fi], C, N, k, &net);
+                /* vh factors the (C·kh) × (N·kw) matrix, svd the N × (C·kh·kw) one */
+                int64_t m = k ? (int64_t)C * kh : N, n = k ? (int64_t)N * kh : (int64_t)C * kh * kh;
+                int64_t full = m < n ? m : n, b = k ? (int64_t)kh * kh * C * N / (kh * C + kh * N) : m * n / (m + n);
+                if (!f) {
+                    tap_diag("%s %d→%d: %s", families[fi], C, N, err_msg());
+                    nn_net_free(net);
+                    continue;
+                }
+                const cp_layer *l = &f->layers[0];
+                shapes++;
+                described += l->max_rank == full && l->break_even == b;
+                cp_choice c;
+                double theta = l->max;
+                int ok = b > 0 && cp_choose(1, &f, 1, &theta, &c) == 0 && c.rank == full;
+                if (b > 0 && !ok && top++ < 3)
+                    tap_diag("%s %d→%d: θ = %.17g (the top) gives rank %d, not %lld", families[fi], C, N, theta,
+                             c.rank, (long long)full);
+                for (int64_t K = 1; K <= full && C <= 48 && N <= 48 && b > 0; K++) {
+                    theta = (double)K / (double)b;
+                    if (cp_choose(1, &f, 1, &theta, &c) != 0 || c.rank != K)
+                        ladder++;
+                }
+                cp_family_free(f);
+                nn_net_free(net);
+            }
+        tap_ok(described == shapes && shapes == sizes[fi] * sizes[fi],
+               "%s: full and break-even ranks of all %d shapes up to %d→%d as integer arithmetic has them",
+               families[fi], shapes, sizes[fi], sizes[fi]);
+        tap_ok(top == 0, "%s: the top of the fraction range gives the full rank for every shape up to %d→%d "
+               "(%d do not)", families[fi], sizes[fi], sizes[fi], top);
+        tap_ok(ladder == 0, "%s: θ = K/b gives rank K for every K and every shape up to 48→48 (%d do not)",
+               families[fi], ladder);
+    }
+    nn_net *net;
+    cp_family *f = one_layer("vh", 33, 33, 3, &net);
+    cp_choice c = {0};
+    double theta = f->layers[0].max;
+    int chosen = cp_choose(1, &f, 1, &theta, &c);
+    tap_ok(chosen == 0 && c.rank == 99 && f->layers[0].break_even == 49, "vh 33→33 3×3: θ = 99/49 gives rank 99 (%d)",
+           c.rank);
+    cp_family_free(f);
+    nn_net_free(net);
+}
+
+/* A split layer that is also quantized and pruned by magnitude: the values-only records find the
+ * layer's chain when nn_from_arch replays them, whichever order the families come in. */
+static void test_split_and_values(void)
+{
+    nn_net *net = build("vgg", 11, 0, 3, 32, 0.25, 1);
+    tensor *x = random_input(2, 3, 32, 32);
+    const char *layers[] = {"features.0", "features.3", "features.6", "classifier.0"};
+    const char *split[3] = {"vh", "svd", "tucker2"};
+    for (int s = 0; s < 3; s++)
+        for (int order = 0; order < 2; order++) {
+            const char *layer = layers[s];
+            cp_options dense = {0};
+            cp_family *fs[3] = {cp_family_new(split[s], net, 1, &layer, &dense),
+                                cp_family_new("quantize", net, 1, &layer, NULL),
+                                cp_family_new("prune_weights", net, 1, &layer, NULL)};
+            double th[3] = {0.5, 5, 0.6};
+            if (order) { /* values first in θ (and in the record) */
+                cp_family *t = fs[0];
+                fs[0] = fs[1], fs[1] = fs[2], fs[2] = t;
+                double a = th[0];
+                th[0] = th[1], th[1] = th[2], th[2] = a;
+            }
+            nn_net *c = fs[0] && fs[1] && fs[2] ? cp_apply(net, 3, fs, 3, th, NULL) : NULL;
+            nn_net *back = c ? nn_from_arch(c->arch) : NULL;
+            int ok = back && back->count == c->count;
+            for (int i = 0; ok && i < c->count; i++) {
+                ok = strcmp(c->nodes[i].name, back->nodes[i].name) == 0 &&
+                     (!c->nodes[i].weight || tensor_same_shape(c->nodes[i].weight, back->nodes[i].weight));
+                if (ok && c->nodes[i].weight) /* the weights, as nn_load would fill them */
+                    memcpy(back->nodes[i].weight->data, c->nodes[i].weight->data,
+                           (size_t)c->nodes[i].weight->numel * sizeof(float));
+                if (ok && c->nodes[i].bias)
+                    memcpy(back->nodes[i].bias->data, c->nodes[i].bias->data,
+                           (size_t)c->nodes[i].bias->numel * sizeof(float));
+            }
+            if (back)
+                nn_invalidate(back);
+            tensor *yc = ok ? nn_forward(c, x) : NULL, *yb = ok ? nn_forward(back, x) : NULL;
+            tap_ok(ok && rel_error(yb, yc) == 0, "%s of %s, quantized and pruned (%s first): the record rebuilds it",
+                   split[s], layer, order ? "values" : "split");
+            if (!ok)
+                tap_diag("%s", err_msg());
+            tensor_free(yc);
+            tensor_free(yb);
+            nn_net_free(back);
+            nn_net_free(c);
+            for (int i = 0; i < 3; i++)
+                cp_family_free(fs[i]);
+        }
+    tap_ok(!nn_from_arch("{\"arch\":\"vgg\",\"depth\":11,\"rewrites\":[{\"layer\":\"nope\",\"op\":\"quantize\","
+                         "\"bits\":4}]}") &&
+               strstr(err_msg(), "no layer nope"),
+           "a values-only record of a missing layer is still refused: %s", err_msg());
+    tensor_free(x);
+    nn_net_free(net);
+}
+
+/* What the library reports per layer and in total: the ratios of its counts, each layer's own
+ * parameters and MACs against hand formulas, the settings by name, the search box. */
+static void test_report(void)
+{
+    nn_spec ms;
+    nn_spec_defaults(&ms, "mlp");
+    ms.nwidths = 4;
+    ms.widths[0] = 50, ms.widths[1] = 30, ms.widths[2] = 20, ms.widths[3] = 10;
+    nn_net *mlp = nn_build(&ms);
+    const char *fc1 = "fc1", *fc2 = "fc2";
+    cp_options abs = {.mode = CP_ABSOLUTE};
+    cp_family *fs[2] = {cp_family_new("svd", mlp, 1, &fc1, &abs), cp_family_new("quantize", mlp, 1, &fc2, NULL)};
+    double th[2] = {7, 4};
+    cp_stats st;
+    nn_net *c = cp_apply(mlp, 2, fs, 2, th, &st);
+    const cp_choice *a = &st.choices[0], *q = &st.choices[1];
+    tap_ok(c && a->rank == 7 && a->weights == 7 * 80 && a->weights_ref == 1500 && a->params == 7 * 80 + 30 &&
+               a->params_ref == 1530 && a->macs == 7 * 80 && a->macs_ref == 1500,
+           "svd of fc1 (50→30) at rank 7: weights 560 of 1500, parameters with the bias, MACs K·(m + n)");
+    tap_ok(c && q->bits == 4 && q->weights == 600 && q->params == 620 && q->macs == 600 && q->macs_ref == 600,
+           "quantized fc2: same counts, 4 bits");
+    double v;
+    tap_ok(c && st.ratio.params == (double)st.weights / st.weights_ref &&
+               st.ratio.params_net == (double)st.params / st.params_ref &&
+               st.ratio.bits == st.bits / st.bits_ref && st.ratio.flops == (double)st.macs / st.macs_ref &&
+               st.ratio.bits == (560 * 32.0 + 600 * 4.0) / (2100 * 32.0) && cp_ratio_get(&st.ratio, "bits", &v) == 0 &&
+               v == st.ratio.bits && cp_ratio_get(&st.ratio, "size", &v) != 0,
+           "ratios in the library: params, params_net, bits (%.4f), flops; by name", st.ratio.bits);
+    char buf[64], buf2[64];
+    cp_setting set;
+    cp_choice_setting(fs[1], q, &set);
+    cp_choice_format(fs[0], a, buf, sizeof buf);
+    cp_choice_format(fs[1], q, buf2, sizeof buf2);
+    tap_ok(strcmp(set.key, "bits") == 0 && set.value[0] == 4 && strcmp(buf, "rank 7") == 0 &&
+               strcmp(buf2, "bits 4") == 0,
+           "settings by name: \"%s\", \"%s\"", buf, buf2);
+    double lo[2], hi[2];
+    int integer[2];
+    cp_box(2, fs, lo, hi, integer);
+    tap_ok(lo[0] == 1 && hi[0] == 30 && integer[0] && lo[1] == 2 && hi[1] == 8 && integer[1] &&
+               cp_theta_name(2, fs, 1, buf, sizeof buf) > 0 && strcmp(buf, "quantize:fc2") == 0 &&
+               cp_theta_name(2, fs, 2, buf, sizeof buf) < 0,
+           "the search box and the labels of θ");
+    tap_ok(!cp_apply(mlp, 2, fs, 1, th, NULL) && strstr(err_msg(), "theta has 1 entries, the families have 2"),
+           "θ of the wrong length: %s", err_msg());
+    cp_stats_free(&st);
+    nn_net_free(c);
+    for (int i = 0; i < 2; i++)
+        cp_family_free(fs[i]);
+
+    /* options and bounds are checked once, in the library */
+    cp_options bad[] = {{.mode = CP_ENERGY}, {.hooi = 101}, {.multiple = 5000}, {.dense = 1}};
+    const char *fam[] = {"tucker2", "tucker2", "vh", "vh"}, *want[] = {"'rank' must be", "'hooi' must be between",
+                                                                     "'multiple' must be between", "no option 'dense'"};
+    int ok = 1;
+    for (int i = 0; i < 4; i++) {
+        ok = ok && !cp_family_new(fam[i], mlp, 1, &fc1, &bad[i]) && strstr(err_msg(), want[i]);
+        if (!ok)
+            tap_diag("%s", err_msg());
+    }
+    tap_ok(ok && !cp_family_new("lowrank", mlp, 1, &fc1, NULL) && strstr(err_msg(), "known: vh, svd"),
+           "bad options and unknown families are refused: %s", err_msg());
+    cp_mode m;
+    tap_ok(cp_mode_parse(cp_family_find("svd"), "energy", &m) == 0 && m == CP_ENERGY &&
+               cp_mode_parse(cp_family_find("vh"), "energy", &m) != 0 && strstr(err_msg(), "\"fraction\" or \"absolute\""),
+           "modes by name, per family: %s", err_msg());
+    const char *both[2] = {"fc1", "fc2"};
+    cp_family *f = cp_family_new("svd", mlp, 2, both, NULL);
+    double blo[2] = {0.1, 0.2}, bhi[2] = {0.5, 0.9};
+    tap_ok(f && cp_family_set_bounds_list(f, 2, blo, bhi) == 0 && f->layers[1].lo == 0.2 && f->layers[1].hi == 0.9 &&
+               cp_family_set_bounds_list(f, 1, blo, bhi) != 0 && strstr(err_msg(), "for 2 layers"),
+           "per-layer bounds, and a list of another length refused: %s", err_msg());
+    cp_family_free(f);
+    nn_net_free(mlp);
+}
+
 static void test_mean_se(void)
 {
     double d[6] = {1, 2, 3, 4, 10, -2}, mean, se;
@@ -604,6 +811,9 @@ int main(void)
     test_weights_values();
     test_records();
     test_hooi();
+    test_fraction_ranks();
+    test_split_and_values();
+    test_report();
     test_mean_se();
     rng_free(r);
     return tap_done();

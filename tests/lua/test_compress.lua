@@ -167,6 +167,73 @@ tap.near(ipw.params, 0.25, 1e-3, "magnitude pruning keeps a quarter of the weigh
 tap.is(ipw.flops, 1.0, "unstructured pruning does not reduce the dense FLOPs")
 tap.ok(compress.latency(ctk, {batch = 2, runs = 3}) > 0, "latency of a candidate")
 
+-- per-layer bounds in every family (the pairs were read from the wrong stack slot: with 8 layers an
+-- error "attempt to index a number value", with 2 layers valid bounds refused)
+local per = {}
+for i = 1, 8 do per[i] = {0.05 * i, 0.5 + 0.1 * i} end
+local vhp = compress.vh{net = net, layers = "features.*", bounds = per}
+local as_given = true
+for i, l in ipairs(vhp:layers()) do as_given = as_given and l.lo == per[i][1] and l.hi == per[i][2] end
+tap.ok(as_given and compress.bounds(vhp)[8][2] == per[8][2], "vh: one pair of bounds per layer (8 layers)")
+local pairs2 = {{0.1, 0.4}, {0.2, 0.9}}
+for _, d in ipairs{{"vh", {"features.3", "features.6"}}, {"svd", {"classifier.0", "classifier.3"}},
+                   {"tucker2", {"features.3", "features.6"}}, {"prune_channels", {"features.0", "features.3"}},
+                   {"prune_weights", {"features.0", "classifier.0"}}, {"quantize", {"features.0", "classifier.0"}, {{2, 4}, {3, 8}}}} do
+  local b = d[3] or pairs2
+  local fam = compress[d[1]]{net = net, layers = d[2], bounds = b}
+  local l = fam:layers()
+  tap.ok(l[1].lo == b[1][1] and l[1].hi == b[1][2] and l[2].lo == b[2][1] and l[2].hi == b[2][2],
+         d[1] .. ": one pair of bounds per layer (2 layers)")
+end
+tap.dies("a list of 1 bounds for 2 layers", "a list of bounds of another length", compress.svd,
+         {net = net, layers = {"classifier.0", "classifier.3"}, bounds = {{0.1, 0.4}}})
+tap.dies("bounds[2] must be a pair {lo, hi}", "a list with something else than a pair", compress.svd,
+         {net = net, layers = {"classifier.0", "classifier.3"}, bounds = {{0.1, 0.4}, {0.2, "x"}}})
+tap.dies("bounds {0.5, 2} of features.3 leave the range [0, 1]", "a pair outside one layer's range",
+         compress.prune_channels, {net = net, layers = {"features.0", "features.3"}, bounds = {{0.1, 0.4}, {0.5, 2}}})
+
+-- a split layer also quantized and pruned by magnitude saves and reloads with nn.load alone (its
+-- values-only records named a layer that the split had replaced)
+for _, first in ipairs{"split", "values"} do
+  local s0 = compress.vh{net = net, layers = {"features.3", "features.6"}}
+  local q0 = compress.quantize{net = net, layers = {"features.3", "classifier.0"}}
+  local p0 = compress.prune_weights{net = net, layers = "features.3"}
+  local fam, th = {s0, q0, p0}, {0.5, 0.7, 5, 4, 0.5}
+  if first == "values" then fam, th = {q0, p0, s0}, {5, 4, 0.5, 0.5, 0.7} end
+  local c <close> = compress.apply(net, fam, th)
+  local p = os.tmpname()
+  c:save(p)
+  local ok, back = pcall(nn.load, p)
+  tap.ok(ok and back:forward(x):rel_error(c:forward(x)) == 0,
+         "vh + quantize + prune_weights on one layer (" .. first .. " first) reloads with nn.load: " ..
+         (ok and "same logits" or tostring(back)))
+  os.remove(p)
+end
+
+-- per-layer facts for reports: original shape, setting, parameters and MACs before and after
+-- (features.8: features.6 would count the input channels it loses to the pruning of features.3)
+local l1, l5 = minfo.layers[2], minfo.layers[5]
+local N8, C8 = l1.shape[1], l1.shape[2]
+tap.ok(#l1.shape == 4 and l1.shape[3] == 3 and l1.setting == "rank " .. l1.rank and l5.setting == "bits 4",
+       "info.layers[i]: the original shape and the setting as text (" .. l1.setting .. ", " .. l5.setting .. ")")
+tap.ok(l1.weights_ref == N8 * C8 * 9 and l1.params_ref == l1.weights_ref + N8 and l1.params == l1.weights + N8 and
+       l1.weights == 3 * l1.rank * (C8 + N8), "vh of features.8: weights and parameters (with the bias) before and after")
+tap.ok(l1.macs_ref == 7 * 7 * N8 * C8 * 9 and l1.macs == 7 * 7 * 3 * l1.rank * (C8 + N8),
+       "vh of features.8 on 7×7 maps: MACs 49·9·C·N before, 49·3·K·(C + N) after")
+tap.ok(l5.macs == l5.macs_ref and l5.params == l5.params_ref and l5.weights == l5.weights_ref,
+       "a quantized layer keeps its counts (its bits change)")
+local l0 = vh:layers()[2]
+tap.ok(l0.min == 0 and l0.max == 12 / 8 and l0.shape[1] == 8 and l0.shape[2] == 4,
+       "fam:layers() gives each layer's range of θ and its shape")
+
+-- a family closed at the end of its block (to-be-closed) is freed
+local closed
+do
+  local f0 <close> = compress.svd{net = net, layers = "classifier.0"}
+  closed = f0
+end
+tap.dies("family has been freed", "a closed family cannot be used", function() return closed:dim() end)
+
 -- bad input
 tap.dies("compress.vh: unknown key 'layer'", "an unknown key is named", compress.vh, {net = net, layer = "x"})
 tap.dies("no layer matches 'conv*'", "a pattern matching nothing", compress.vh, {net = net, layers = "conv*"})
