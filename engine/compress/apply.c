@@ -233,36 +233,6 @@ static int origin(const nn_net *ref, const char *name)
     return nn_find(ref, buf);
 }
 
-/* Per-node MACs at the nominal input size. */
-static int node_macs(const nn_net *net, int64_t *macs)
-{
-    nn_dims *dims = malloc((size_t)(net->count ? net->count : 1) * sizeof *dims);
-    if (!dims)
-        return err_set("out of memory");
-    int rc = nn_infer(net, net->channels, net->size, net->size, dims);
-    for (int i = 0; rc == 0 && i < net->count; i++) {
-        const nn_node *n = &net->nodes[i];
-        nn_dims in = n->in[0] == NN_INPUT ? (nn_dims){net->channels, net->size, net->size} : dims[n->in[0]];
-        macs[i] = nn_node_macs(n, &in, &dims[i]);
-    }
-    free(dims);
-    return rc;
-}
-
-int cp_measure(const nn_net *net, int64_t *params, int64_t *macs)
-{
-    int64_t *m = malloc((size_t)(net->count ? net->count : 1) * sizeof *m);
-    if (!m)
-        return err_set("out of memory");
-    int rc = node_macs(net, m);
-    *params = nn_param_count(net);
-    *macs = 0;
-    for (int i = 0; rc == 0 && i < net->count; i++)
-        *macs += m[i];
-    free(m);
-    return rc;
-}
-
 /* The totals of the reference and the candidate, and each layer's own share. */
 static int account(const cp_work *w, cp_family *const *fams, cp_stats *st)
 {
@@ -275,7 +245,7 @@ static int account(const cp_work *w, cp_family *const *fams, cp_stats *st)
         err_set("out of memory");
         goto done;
     }
-    if (node_macs(ref, mref) != 0 || node_macs(cand, mc) != 0)
+    if (cp_node_macs(ref, mref) != 0 || cp_node_macs(cand, mc) != 0)
         goto done;
     for (int j = 0; j < cand->count; j++) {
         from[j] = origin(ref, cand->nodes[j].name);

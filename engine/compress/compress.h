@@ -179,8 +179,12 @@ int cp_choose(int nfam, cp_family *const *fams, int ntheta, const double *theta,
 nn_net *cp_apply(const nn_net *ref, int nfam, cp_family *const *fams, int ntheta, const double *theta,
                  cp_stats *st);
 
-/* Weights, bits and MACs of a network at its nominal input size (for any network). */
+/* measure.c, for any network: its parameters and MACs at its nominal input size; per node. */
 int cp_measure(const nn_net *net, int64_t *params, int64_t *macs);
+int cp_node_macs(const nn_net *net, int64_t *macs);
+/* The median seconds of one forward pass on a random batch (normal inputs, seed 1) of batch images
+ * of size × size (net->size is the nominal one), timed over runs passes after warmup untimed ones. */
+int cp_latency(nn_net *net, int batch, int runs, int warmup, int size, double *seconds);
 
 /* ---- the table of operations of a family, and what its implementations share ------------------ */
 

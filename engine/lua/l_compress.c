@@ -3,15 +3,11 @@
 #include <lauxlib.h>
 #include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
-#include "core/log.h"
-#include "core/rng.h"
 #include "lua/l_nn.h"
 #include "lua/lb.h"
-#include "nn/exec.h"
 
 #define FAMILY_MT "boengine.family"
 
@@ -44,9 +40,21 @@ static int family_gc(lua_State *L)
 
 static int clamp_int(lua_Integer v) { return v < INT_MIN ? INT_MIN : v > INT_MAX ? INT_MAX : (int)v; }
 
+/* Raises the library's message about a family declared by compress.NAME without its leading "NAME: ",
+ * which the function's name says already. */
+static void family_error(lua_State *L, const cp_family_ops *ops) __attribute__((noreturn));
+static void family_error(lua_State *L, const cp_family_ops *ops)
+{
+    const char *m = err_msg();
+    size_t n = strlen(ops->name);
+    if (strncmp(m, ops->name, n) == 0 && m[n] == ':' && m[n + 1] == ' ')
+        m += n + 2;
+    lb_error(L, "%s", m);
+}
+
 /* layers = "pattern" or {"pattern", ...} → C strings (valid while the declaration table lives) in
  * scratch memory left on the stack. */
-static const char **read_layers(lua_State *L, const char *what, int *n)
+static const char **read_layers(lua_State *L, int *n)
 {
     int t = lua_getfield(L, 1, "layers");
     int at = lua_gettop(L);
@@ -57,15 +65,15 @@ static const char **read_layers(lua_State *L, const char *what, int *n)
         return out;
     }
     if (t != LUA_TTABLE)
-        lb_error(L, "%s: 'layers' must be a layer name or pattern, or a list of them (e.g. \"features.*\")", what);
+        lb_error(L, "'layers' must be a layer name or pattern, or a list of them (e.g. \"features.*\")");
     lua_Integer len = luaL_len(L, at);
     if (len > INT_MAX)
-        lb_error(L, "%s: 'layers' has %lld entries", what, (long long)len);
+        lb_error(L, "'layers' has %lld entries", (long long)len);
     *n = len > 0 ? (int)len : 0;
     const char **out = lb_scratch(L, (size_t)*n, sizeof *out);
     for (int i = 1; i <= *n; i++) {
         if (lua_geti(L, at, i) != LUA_TSTRING)
-            lb_error(L, "%s: layers[%d] must be a string (a layer name or pattern)", what, i);
+            lb_error(L, "layers[%d] must be a string (a layer name or pattern)", i);
         out[i - 1] = lua_tostring(L, -1);
         lua_pop(L, 1); /* the table keeps the string alive */
     }
@@ -87,7 +95,7 @@ static int read_pair(lua_State *L, int idx, double *lo, double *hi)
 
 /* bounds = {lo, hi} for every layer, or {{lo, hi}, ...} one pair per layer in order; the family
  * checks them. */
-static void read_bounds(lua_State *L, const char *what, cp_family *f)
+static void read_bounds(lua_State *L, const cp_family_ops *ops, cp_family *f)
 {
     double lo, hi;
     int t = lua_getfield(L, 1, "bounds"), at = lua_gettop(L);
@@ -97,7 +105,7 @@ static void read_bounds(lua_State *L, const char *what, cp_family *f)
     }
     if (read_pair(L, at, &lo, &hi)) {
         if (cp_family_set_bounds(f, -1, lo, hi) != 0)
-            lb_lib_error(L);
+            family_error(L, ops);
     } else if (t == LUA_TTABLE) {
         /* pairs up to the family's count: the family refuses a list of another length */
         lua_Integer len = luaL_len(L, at);
@@ -106,13 +114,13 @@ static void read_bounds(lua_State *L, const char *what, cp_family *f)
         for (int i = 1; i <= take; i++) {
             lua_geti(L, at, i);
             if (!read_pair(L, -1, &los[i - 1], &his[i - 1]))
-                lb_error(L, "%s: bounds[%d] must be a pair {lo, hi}", what, i);
+                lb_error(L, "bounds[%d] must be a pair {lo, hi}", i);
             lua_pop(L, 1);
         }
         if (cp_family_set_bounds_list(f, n, los, his) != 0)
-            lb_lib_error(L);
+            family_error(L, ops);
     } else {
-        lb_error(L, "%s: 'bounds' must be {lo, hi} or a list of %d such pairs (one per layer)", what, f->count);
+        lb_error(L, "'bounds' must be {lo, hi} or a list of %d such pairs (one per layer)", f->count);
     }
     lua_settop(L, at - 1);
 }
@@ -133,15 +141,15 @@ static int declare(lua_State *L)
     lua_settop(L, 1);
     lb_check_keys(L, 1, what, keys, 0);
     if (lua_getfield(L, 1, "net") == LUA_TNIL)
-        lb_error(L, "%s: 'net' is required (the reference network)", what);
+        lb_error(L, "'net' is required (the reference network)");
     if (!ln_test(L, 2))
-        lb_error(L, "%s: 'net' must be a network, got %s", what, luaL_typename(L, 2));
+        lb_error(L, "'net' must be a network, got %s", luaL_typename(L, 2));
     nn_net *net = ln_check(L, 2);
     int np;
-    const char **patterns = read_layers(L, what, &np);
+    const char **patterns = read_layers(L, &np);
     cp_options o = {0};
     if (cp_mode_parse(ops, lb_opt_string(L, 1, what, "rank", "fraction"), &o.mode) != 0)
-        lb_lib_error(L);
+        family_error(L, ops);
     o.dense = lb_opt_boolean(L, 1, what, "dense", 0);
     o.hooi = clamp_int(lb_opt_integer(L, 1, what, "hooi", 0));
     o.multiple = clamp_int(lb_opt_integer(L, 1, what, "multiple", 1));
@@ -151,8 +159,8 @@ static int declare(lua_State *L)
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, -2, 1);
     if (!(b->f = cp_family_new(ops->name, net, np, patterns, &o)))
-        lb_lib_error(L);
-    read_bounds(L, what, b->f);
+        family_error(L, ops);
+    read_bounds(L, ops, b->f);
     return 1;
 }
 
@@ -439,54 +447,24 @@ static int l_names(lua_State *L)
     return 1;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* compress.latency(net [, {batch = 1, runs = 10, warmup = 2, size = nominal}]) → median seconds
  * of one forward pass on a random batch. */
 static int l_latency(lua_State *L)
 {
     static const char *const keys[] = {"batch", "runs", "warmup", "size", NULL};
+    const char *what = "compress.latency";
     nn_net *net = ln_check(L, 1);
-    lua_settop(L, 2);
     int opts = lua_istable(L, 2);
     if (opts)
-        lb_check_keys(L, 2, "compress.latency", keys, 0);
-    lua_Integer batch = opts ? lb_opt_integer(L, 2, "compress.latency", "batch", 1) : 1;
-    lua_Integer runs = opts ? lb_opt_integer(L, 2, "compress.latency", "runs", 10) : 10;
-    lua_Integer warmup = opts ? lb_opt_integer(L, 2, "compress.latency", "warmup", 2) : 2;
-    lua_Integer size = opts ? lb_opt_integer(L, 2, "compress.latency", "size", net->size) : net->size;
-    if (batch < 1 || runs < 1 || runs > 100000 || warmup < 0 || size < 1)
-        lb_error(L, "batch, runs and size must be positive, warmup not negative");
-    double *t = lb_scratch(L, (size_t)runs, sizeof *t);
-    int64_t shape[4] = {batch, net->channels, size, size};
-    tensor *x = tensor_new(4, shape);
-    rng *r = rng_new(1);
-    if (!x || !r) {
-        tensor_free(x);
-        rng_free(r);
-        lb_error(L, "out of memory");
-    }
-    for (int64_t i = 0; i < x->numel; i++)
-        x->data[i] = (float)rng_normal(r);
-    rng_free(r);
-    int ok = 1;
-    for (lua_Integer i = 0; i < warmup + runs && ok; i++) {
-        double start = now_seconds();
-        tensor *y = nn_forward(net, x);
-        ok = y != NULL;
-        tensor_free(y);
-        if (i >= warmup)
-            t[i - warmup] = now_seconds() - start;
-    }
-    tensor_free(x);
-    if (!ok)
+        lb_check_keys(L, 2, what, keys, 0);
+    int batch = opts ? clamp_int(lb_opt_integer(L, 2, what, "batch", 1)) : 1;
+    int runs = opts ? clamp_int(lb_opt_integer(L, 2, what, "runs", 10)) : 10;
+    int warmup = opts ? clamp_int(lb_opt_integer(L, 2, what, "warmup", 2)) : 2;
+    int size = opts ? clamp_int(lb_opt_integer(L, 2, what, "size", net->size)) : net->size;
+    double seconds;
+    if (cp_latency(net, batch, runs, warmup, size, &seconds) != 0)
         lb_lib_error(L);
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    lua_pushnumber(L, runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]));
+    lua_pushnumber(L, seconds);
     return 1;
 }
 
