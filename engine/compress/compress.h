@@ -210,7 +210,7 @@ typedef struct cp_work {
 struct cp_family_ops {
     const char *name;
     cp_role role;
-    unsigned modes;                /* bit m set: takes cp_mode m (CP_FRACTION only: bit 0) */
+    unsigned modes;                /* the modes it takes besides CP_FRACTION: bit m for cp_mode m */
     const char *const *options;    /* declaration keys beyond net, layers, bounds: "rank", "dense",
                                       "hooi", "multiple" (NULL-terminated; may be NULL) */
     /* eligible layers: NULL when node i of net can take the family, else why not ("not a

@@ -305,6 +305,7 @@ int cp_choice_format(const cp_family *f, const cp_choice *c, char *buf, size_t s
 {
     cp_setting s;
     cp_choice_setting(f, c, &s);
-    const char *fmt = s.integer ? (s.count == 2 ? "%s %.0f, %.0f" : "%s %.0f") : (s.count == 2 ? "%s %.6g, %.6g" : "%s %.6g");
+    const char *fmt = s.integer ? (s.count == 2 ? "%s %.0f, %.0f" : "%s %.0f")
+                                : (s.count == 2 ? "%s %.6g, %.6g" : "%s %.6g");
     return snprintf(buf, size, fmt, s.key, s.value[0], s.value[1]);
 }

@@ -528,12 +528,12 @@ static void test_records(void)
     double bad[9];
     memcpy(bad, th, sizeof bad);
     bad[0] = 1.7;
-    tap_ok(!cp_apply(net, 6, fs, cp_dim(6, fs), bad, NULL) && strstr(err_msg(), "outside its bounds"), "θ outside its bounds: %s",
-           err_msg());
+    tap_ok(!cp_apply(net, 6, fs, cp_dim(6, fs), bad, NULL) && strstr(err_msg(), "outside its bounds"),
+           "θ outside its bounds: %s", err_msg());
     cp_family *twice[2] = {fs[0], fs[0]};
     double t2[4] = {0.3, 0.3, 0.3, 0.3};
-    tap_ok(!cp_apply(net, 2, twice, cp_dim(2, twice), t2, NULL) && strstr(err_msg(), "two families"), "one layer in two families: %s",
-           err_msg());
+    tap_ok(!cp_apply(net, 2, twice, cp_dim(2, twice), t2, NULL) && strstr(err_msg(), "two families"),
+           "one layer in two families: %s", err_msg());
     nn_net_free(back);
     nn_net_free(c);
     for (int i = 0; i < 6; i++)
@@ -549,7 +549,7 @@ static void test_hooi(void)
     cp_options a = {.mode = CP_FRACTION}, b = {.mode = CP_FRACTION, .hooi = 3};
     cp_family *f0 = cp_family_new("tucker2", net, 1, &p, &a), *f3 = cp_family_new("tucker2", net, 1, &p, &b);
     double th = 0.3;
-    nn_net *c0 = cp_apply(net, 1, &f0, cp_dim(1, &f0), &th, NULL), *c3 = cp_apply(net, 1, &f3, cp_dim(1, &f3), &th, NULL);
+    nn_net *c0 = cp_apply(net, 1, &f0, 1, &th, NULL), *c3 = cp_apply(net, 1, &f3, 1, &th, NULL);
     /* HOOI never loses to the HOSVD on the fit of the kernel */
     const tensor *w = net->nodes[nn_find(net, p)].weight;
     double err[2];
@@ -650,8 +650,8 @@ static void test_fraction_ranks(void)
     cp_choice c = {0};
     double theta = f->layers[0].max;
     int chosen = cp_choose(1, &f, 1, &theta, &c);
-    tap_ok(chosen == 0 && c.rank == 99 && f->layers[0].break_even == 49, "vh 33→33 3×3: θ = 99/49 gives rank 99 (%d)",
-           c.rank);
+    tap_ok(chosen == 0 && c.rank == 99 && f->layers[0].break_even == 49,
+           "vh 33→33 3×3: θ = 99/49 gives rank 99 (%d)", c.rank);
     cp_family_free(f);
     nn_net_free(net);
 }
@@ -777,7 +777,8 @@ static void test_report(void)
            "bad options and unknown families are refused: %s", err_msg());
     cp_mode m;
     tap_ok(cp_mode_parse(cp_family_find("svd"), "energy", &m) == 0 && m == CP_ENERGY &&
-               cp_mode_parse(cp_family_find("vh"), "energy", &m) != 0 && strstr(err_msg(), "\"fraction\" or \"absolute\""),
+               cp_mode_parse(cp_family_find("vh"), "energy", &m) != 0 &&
+               strstr(err_msg(), "\"fraction\" or \"absolute\""),
            "modes by name, per family: %s", err_msg());
     const char *both[2] = {"fc1", "fc2"};
     cp_family *f = cp_family_new("svd", mlp, 2, both, NULL);

@@ -178,7 +178,8 @@ tap.ok(as_given and compress.bounds(vhp)[8][2] == per[8][2], "vh: one pair of bo
 local pairs2 = {{0.1, 0.4}, {0.2, 0.9}}
 for _, d in ipairs{{"vh", {"features.3", "features.6"}}, {"svd", {"classifier.0", "classifier.3"}},
                    {"tucker2", {"features.3", "features.6"}}, {"prune_channels", {"features.0", "features.3"}},
-                   {"prune_weights", {"features.0", "classifier.0"}}, {"quantize", {"features.0", "classifier.0"}, {{2, 4}, {3, 8}}}} do
+                   {"prune_weights", {"features.0", "classifier.0"}},
+                   {"quantize", {"features.0", "classifier.0"}, {{2, 4}, {3, 8}}}} do
   local b = d[3] or pairs2
   local fam = compress[d[1]]{net = net, layers = d[2], bounds = b}
   local l = fam:layers()
@@ -217,7 +218,8 @@ local N8, C8 = l1.shape[1], l1.shape[2]
 tap.ok(#l1.shape == 4 and l1.shape[3] == 3 and l1.setting == "rank " .. l1.rank and l5.setting == "bits 4",
        "info.layers[i]: the original shape and the setting as text (" .. l1.setting .. ", " .. l5.setting .. ")")
 tap.ok(l1.weights_ref == N8 * C8 * 9 and l1.params_ref == l1.weights_ref + N8 and l1.params == l1.weights + N8 and
-       l1.weights == 3 * l1.rank * (C8 + N8), "vh of features.8: weights and parameters (with the bias) before and after")
+       l1.weights == 3 * l1.rank * (C8 + N8),
+       "vh of features.8: weights and parameters (with the bias) before and after")
 tap.ok(l1.macs_ref == 7 * 7 * N8 * C8 * 9 and l1.macs == 7 * 7 * 3 * l1.rank * (C8 + N8),
        "vh of features.8 on 7×7 maps: MACs 49·9·C·N before, 49·3·K·(C + N) after")
 tap.ok(l5.macs == l5.macs_ref and l5.params == l5.params_ref and l5.weights == l5.weights_ref,
