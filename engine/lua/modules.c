@@ -7,6 +7,7 @@
 #include "lua/l_data.h"
 #include "lua/l_nn.h"
 #include "lua/l_objective.h"
+#include "lua/l_report.h"
 #include "lua/l_tensor.h"
 #include "declare_lua.h"
 #include "experiment_lua.h"
@@ -20,6 +21,7 @@ static const luaL_Reg engine_modules[] = {
     {"bo", luaopen_bo},
     {"compress", luaopen_compress},
     {"objective", luaopen_objective},
+    {"report", luaopen_report},
     {NULL, NULL},
 };
 
