@@ -23,6 +23,8 @@
 #define CAP_LEGEND 10.5
 #define CAP_NOTE 10.5
 #define CAP_FOOTER 7.5
+#define FIGTITLE_H 36.0 /* band of the figure's title */
+#define FOOTER_H 24.0   /* band of the provenance line */
 #define TICK_LEN 5.0
 #define LINE_WIDTH 2.25
 #define GRID_RGB 0xdedede
@@ -128,6 +130,24 @@ static double text_width(const char *s, double cap, int bold)
             units += 1300;
     }
     return units / 1493.0 * cap * (bold ? 1.12 : 1.0) * 1.03;
+}
+
+/* Shortens text to fit maxw pixels, ending it with an ellipsis when cut. */
+static void fit_text(char *buf, size_t size, double cap, double maxw)
+{
+    size_t len = strlen(buf);
+    if (text_width(buf, cap, 0) <= maxw || size < 4)
+        return;
+    while (len > 0) {
+        do /* drop one code point */
+            len--;
+        while (len > 0 && ((unsigned char)buf[len] & 0xc0) == 0x80);
+        if (len + 4 > size)
+            continue;
+        memcpy(buf + len, "…", 4); /* three bytes and the terminator */
+        if (text_width(buf, cap, 0) <= maxw)
+            return;
+    }
 }
 
 /* PLplot reads '#' as the start of an escape sequence: double it so that text shows as written. */
@@ -620,6 +640,7 @@ typedef struct layout {
     double lw, lh;             /* legend box size */
     double lx, ly;             /* legend box lower-left corner */
     int legend_shown, legend_out;
+    double *note_x, *note_y; /* where each annotation's text goes (its left end, its middle) */
 } layout;
 
 static double px(const layout *l, double v) /* data → page x */
@@ -827,7 +848,7 @@ static void area_horizontal(layout *l, int legend_right)
     /* the last x tick label may hang out by half its width */
     if (!legend_right && l->ax.nticks > 0) {
         double last = l->x0 + (l->ax.ticks[l->ax.nticks - 1] - l->ax.lo) / (l->ax.hi - l->ax.lo) * (l->x1 - l->x0);
-        double over = last + text_width(l->ax.labels[l->ax.nticks - 1], CAP_TICK, 0) / 2 + 6 - l->cx1;
+        double over = last + text_width(l->ax.labels[l->ax.nticks - 1], CAP_TICK, 0) / 2 + 10 - l->cx1;
         if (over > 0) {
             l->x1 -= over;
             x_ticks(l);
@@ -880,7 +901,7 @@ static void occ_box(occ *o, double xa, double ya, double xb, double yb, const la
             occ_mark(o, fmin(x, xb), fmin(y, yb), l);
 }
 
-static void occ_fill(occ *o, const layout *l)
+static void occ_fill(occ *o, const layout *l, int with_notes)
 {
     const plot_panel *p = l->p;
     for (int k = 0; k < p->nseries; k++) {
@@ -938,7 +959,9 @@ static void occ_fill(occ *o, const layout *l)
     for (int k = 0; k < p->nnotes; k++) {
         double x = px(l, p->notes[k].x), y = py(l, p->notes[k].y);
         double w = text_width(p->notes[k].text ? p->notes[k].text : "", CAP_NOTE, 0);
-        occ_box(o, x - 8, y - 8, x + 14 + w, y + 14 + CAP_NOTE, l);
+        occ_box(o, x - 8, y - 8, x + 8, y + 8, l);
+        if (with_notes)
+            occ_box(o, x - 14 - w, y - 14 - CAP_NOTE, x + 14 + w, y + 14 + CAP_NOTE, l);
     }
 }
 
@@ -976,7 +999,7 @@ static int legend_corner(layout *l, double *lx, double *ly, int *covered)
     o.cell = calloc((size_t)o.w * o.h, 1);
     if (!o.cell)
         return -1;
-    occ_fill(&o, l);
+    occ_fill(&o, l, 1);
     int best = -1, best_count = 0;
     for (int c = 0; c < 4; c++) {
         int count = occ_count(&o, xs[c] - 3, ys[c] - 3, xs[c] + l->lw + 3, ys[c] + l->lh + 3, l);
@@ -1004,6 +1027,49 @@ static void decide_legend(layout *l)
             area_horizontal(l, 1);
         }
     }
+}
+
+/* The text of each annotation goes on the side of its point (upper or lower, right or left) that
+ * covers the fewest data, inside the plot area. */
+static int place_notes(layout *l)
+{
+    const plot_panel *p = l->p;
+    if (p->nnotes == 0)
+        return 0;
+    l->note_x = malloc(sizeof(double) * (size_t)p->nnotes);
+    l->note_y = malloc(sizeof(double) * (size_t)p->nnotes);
+    occ o;
+    o.w = (int)ceil((l->x1 - l->x0) / GRID_CELL) + 1;
+    o.h = (int)ceil((l->y1 - l->y0) / GRID_CELL) + 1;
+    o.cell = calloc((size_t)o.w * o.h, 1);
+    if (!l->note_x || !l->note_y || !o.cell) {
+        free(o.cell);
+        return err_set("out of memory");
+    }
+    occ_fill(&o, l, 0);
+    if (l->legend_shown && !l->legend_out)
+        occ_box(&o, l->lx, l->ly, l->lx + l->lw, l->ly + l->lh, l);
+    const double h = CAP_NOTE / 2 + 4, gap = 11;
+    for (int k = 0; k < p->nnotes; k++) {
+        double X = px(l, p->notes[k].x), Y = py(l, p->notes[k].y);
+        double w = text_width(p->notes[k].text ? p->notes[k].text : "", CAP_NOTE, 0);
+        double tx[4] = {X + gap, X - gap - w, X + gap, X - gap - w};
+        double ty[4] = {Y + gap + CAP_NOTE / 2, Y + gap + CAP_NOTE / 2, Y - gap - CAP_NOTE / 2, Y - gap - CAP_NOTE / 2};
+        int best = 0;
+        double best_cost = INFINITY;
+        for (int c = 0; c < 4; c++) {
+            double x0 = tx[c] - 3, x1 = tx[c] + w + 3, y0 = ty[c] - h, y1 = ty[c] + h;
+            int outside = x0 < l->x0 || x1 > l->x1 || y0 < l->y0 || y1 > l->y1;
+            double cost = occ_count(&o, x0, y0, x1, y1, l) + (outside ? 1e6 : 0);
+            if (cost < best_cost)
+                best = c, best_cost = cost;
+        }
+        l->note_x[k] = tx[best];
+        l->note_y[k] = ty[best];
+        occ_box(&o, tx[best] - 3, ty[best] - h, tx[best] + w + 3, ty[best] + h, l);
+    }
+    free(o.cell);
+    return 0;
 }
 
 /* Final position of the legend once the plot area is settled. */
@@ -1267,11 +1333,7 @@ static void draw_panel(const canvas *c, const layout *l)
             Y > l->y1)
             continue;
         double w = text_width(nt->text, CAP_NOTE, 0);
-        double tx = X + 11, ty = Y + 11 + CAP_NOTE / 2;
-        if (tx + w + 4 > l->x1)
-            tx = X - 11 - w;
-        if (ty + CAP_NOTE / 2 + 4 > l->y1)
-            ty = Y - 11 - CAP_NOTE / 2;
+        double tx = l->note_x[k], ty = l->note_y[k];
         set_color(0xffffff, 0.85);
         fill_rect(tx - 3, ty - CAP_NOTE / 2 - 4, tx + w + 3, ty + CAP_NOTE / 2 + 4);
         draw_text(tx, ty, 0, 0, CAP_NOTE, 0, nt->color == PLOT_AUTO_COLOR ? TEXT_RGB : nt->color, nt->text);
@@ -1307,6 +1369,8 @@ static int check_series(const plot_series *s)
         return err_set("%d points (at most %d)", s->n, MAX_POINTS);
     int curve = s->kind == PLOT_LINE || s->kind == PLOT_STEP || s->kind == PLOT_SCATTER;
     int sample = s->kind == PLOT_HIST || s->kind == PLOT_DENSITY || s->kind == PLOT_QQ;
+    if (!sample && s->values)
+        return err_set("values apply to hist, density and qq; a %s takes x and y", kind);
     if (curve && s->n > 0 && (!s->x || !s->y))
         return err_set("a %s needs x and y", kind);
     if (s->kind == PLOT_BAND && (s->y || (s->n > 0 && (!s->x || !s->lo || !s->hi))))
@@ -1315,8 +1379,6 @@ static int check_series(const plot_series *s)
         return err_set("a %s takes values, not x, y, lo or hi", kind);
     if (sample && s->n > 0 && !s->values)
         return err_set("a %s needs values", kind);
-    if (!sample && s->values)
-        return err_set("values apply to hist, density and qq; a %s takes x and y", kind);
     if ((s->kind == PLOT_LINE || s->kind == PLOT_STEP) && (s->lo || s->hi))
         return err_set("lo and hi apply to bands and scatter (error bars), not to a %s", kind);
     if (s->kind == PLOT_SCATTER && (!s->lo) != (!s->hi))
@@ -1439,8 +1501,8 @@ static int check_figure(const plot_figure *f, int rows)
 
 static int render(const plot_figure *f, layout *lays, int rows, int cols, canvas *c, uint8_t *rgba)
 {
-    double title_h = f->title ? 16 + CAP_FIGTITLE + 6 : 0;
-    double footer_h = f->footer && f->nprov > 0 ? 8 + CAP_FOOTER + 8 : 0;
+    double title_h = f->title ? FIGTITLE_H : 0;
+    double footer_h = f->footer && f->nprov > 0 ? FOOTER_H : 0;
     double body = c->H - title_h - footer_h;
     double total = 0;
     for (int r = 0; r < rows; r++)
@@ -1497,6 +1559,8 @@ static int render(const plot_figure *f, layout *lays, int rows, int cols, canvas
             l->x0 = l->cx0 + x0, l->x1 = l->cx0 + x1;
             x_ticks(l);
             place_legend(l);
+            if (place_notes(l) != 0)
+                return -1;
             if (l->x1 - l->x0 < 20 || l->y1 - l->y0 < 20)
                 return err_set("panel %d has no room to draw in %.0f x %.0f pixels: make the figure larger", i + 1,
                                l->cx1 - l->cx0, l->cy1 - l->cy0);
@@ -1522,7 +1586,8 @@ static int render(const plot_figure *f, layout *lays, int rows, int cols, canvas
     if (footer_h > 0) {
         char line[1024];
         prov_line(f->prov, f->nprov, line, sizeof line);
-        draw_text(8, 8 + CAP_FOOTER / 2, 0, 0, CAP_FOOTER, 0, FOOTER_RGB, line);
+        fit_text(line, sizeof line, CAP_FOOTER, c->W - 16);
+        draw_text(8, FOOTER_H / 2, 0, 0, CAP_FOOTER, 0, FOOTER_RGB, line);
     }
     plend1();
     if (plot_abort_msg[0])
@@ -1537,7 +1602,7 @@ int plot_write(const char *path, const plot_figure *f)
     if (check_figure(f, rows) != 0)
         return err_prefix("%s", path);
     canvas c;
-    double extra = (f->title ? 16 + CAP_FIGTITLE + 6 : 0) + (f->footer && f->nprov > 0 ? 8 + CAP_FOOTER + 8 : 0);
+    double extra = (f->title ? FIGTITLE_H : 0) + (f->footer && f->nprov > 0 ? FOOTER_H : 0);
     if (f->npanels == 1) {
         c.W = f->width ? f->width : PLOT_WIDTH;
         c.H = f->height ? f->height : PLOT_HEIGHT;
@@ -1609,6 +1674,8 @@ done:
                     prep_free(&lays[i].preps[k]);
             free(lays[i].preps);
             free(lays[i].entries);
+            free(lays[i].note_x);
+            free(lays[i].note_y);
         }
     free(lays);
     free(rgba);
