@@ -182,6 +182,25 @@ typedef struct canvas {
     int W, H;
 } canvas;
 
+/* Whether PLplot knows the memcairo device (plplot-driver-cairo): asking plinit for a device it
+ * does not know would make PLplot exit the process. */
+static int have_memcairo(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        enum { MAX_DEVS = 128 };
+        const char *menu[MAX_DEVS], *names[MAX_DEVS];
+        const char **menu_p = menu, **names_p = names; /* PLplot fills the caller's arrays */
+        int n = MAX_DEVS;
+        plgDevs(&menu_p, &names_p, &n);
+        known = 0;
+        for (int i = 0; i < n && i < MAX_DEVS; i++)
+            if (names[i] && strcmp(names[i], "memcairo") == 0)
+                known = 1;
+    }
+    return known;
+}
+
 static void set_color(int32_t rgb, double alpha)
 {
     plscol0a(15, (rgb >> 16) & 0xff, (rgb >> 8) & 0xff, rgb & 0xff, alpha);
@@ -1567,6 +1586,8 @@ static int render(const plot_figure *f, layout *lays, int rows, int cols, canvas
         }
     }
 
+    if (!have_memcairo())
+        return err_set("PLplot has no memcairo device: install plplot-driver-cairo");
     plot_abort_msg[0] = '\0';
     plsabort(on_plplot_abort);
     PLINT stream;
