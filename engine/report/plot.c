@@ -364,8 +364,13 @@ static int prepare(prep *p, const plot_series *s)
     double *v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
     if (!v)
         return err_set("out of memory");
-    memcpy(v, s->values, sizeof(double) * (size_t)n);
+    if (n > 0)
+        memcpy(v, s->values, sizeof(double) * (size_t)n);
     qsort(v, (size_t)n, sizeof *v, cmp_double);
+    if (n > 0 && !isfinite(v[n - 1] - v[0])) {
+        free(v);
+        return err_set("the values span more than a double can hold");
+    }
     double mean = 0, var = 0;
     for (int i = 0; i < n; i++)
         mean += v[i] / n;
@@ -377,8 +382,8 @@ static int prepare(prep *p, const plot_series *s)
         int nb = s->bins;
         if (nb <= 0) {
             double h = 2 * iqr / cbrt(n > 0 ? n : 1); /* Freedman and Diaconis */
-            nb = h > 0 ? (int)ceil((hi - lo) / h) : (int)ceil(log2(n > 0 ? n : 1)) + 1;
-            nb = nb < 5 ? 5 : nb > 50 ? 50 : nb;
+            double want = h > 0 ? ceil((hi - lo) / h) : ceil(log2(n > 0 ? n : 1)) + 1;
+            nb = want < 5 ? 5 : want > 50 ? 50 : (int)want;
         }
         if (hi <= lo) {
             double d = lo != 0 ? fabs(lo) * 0.05 : 0.5;
@@ -565,7 +570,11 @@ static void linear_ticks(axis *a, double lo, double hi, double length, double sp
     if (sci && decimals > 3)
         decimals = 3;
     a->nticks = 0;
-    for (double t = ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9 && a->nticks < MAX_TICKS; t += step) {
+    double first = ceil(lo / step - 1e-9);
+    for (int k = 0; k < MAX_TICKS && a->nticks < MAX_TICKS; k++) {
+        double t = (first + k) * step;
+        if (!(t <= hi + step * 1e-9))
+            break;
         double v = fabs(t) < step * 1e-9 ? 0 : t;
         a->ticks[a->nticks] = as_log ? log10(v) : v;
         if (as_log && !(v > 0))
@@ -1539,6 +1548,9 @@ static int render(const plot_figure *f, layout *lays, int rows, int cols, canvas
         l->cy1 = top - above / total * body;
         l->cy0 = l->cy1 - h;
         set_ranges(l);
+        if (!isfinite(l->ax.hi - l->ax.lo) || !isfinite(l->ay.hi - l->ay.lo))
+            return f->npanels > 1 ? err_set("panel %d: the data span more than a double can hold", i + 1)
+                                  : err_set("the data span more than a double can hold");
     }
     for (int i = 0; i < f->npanels; i++) { /* shared ranges: the union over the column or row */
         for (int j = 0; j < f->npanels; j++) {

@@ -5,8 +5,8 @@
  * then a header row and one row per table row, comma-separated, fields quoted as RFC 4180 does
  * when they hold a comma, a quote, a line break or '#'. Numbers are written with the fewest
  * digits that read back to the same double; NaN is "NaN", infinities "inf" and "-inf", an empty
- * cell an empty field. pandas.read_csv(path, comment="#") reads it, as do R's
- * read.csv(comment.char = "#") and numpy.genfromtxt(delimiter=",", names=True).
+ * cell an empty field. pandas.read_csv(path, comment="#") reads it; Python's csv module reads it
+ * once the lines starting with '#' are dropped.
  *
  * Markdown: "# title", a line with the provenance, and a pipe table whose numbers are rounded to
  * each column's significant digits: integers as integers (thousands grouped from 10,000), other
