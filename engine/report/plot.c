@@ -150,6 +150,19 @@ static void fit_text(char *buf, size_t size, double cap, double maxw)
     }
 }
 
+/* Copies at most size - 1 bytes of src, not cutting a UTF-8 sequence. */
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= size) {
+        n = size - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* PLplot reads '#' as the start of an escape sequence: double it so that text shows as written. */
 static char *escape_text(const char *s)
 {
@@ -649,7 +662,7 @@ static void make_ticks(axis *a, double length, double spacing)
 /* ---- panels ---- */
 
 typedef struct entry {
-    const char *label;
+    char label[256]; /* cut to fit the panel */
     int32_t color;
     int line, fill, outline; /* what the sample shows */
     plot_style style;
@@ -797,7 +810,7 @@ static void legend_entries(layout *l)
             continue;
         entry *e = &l->entries[l->nentries++];
         memset(e, 0, sizeof *e);
-        e->label = s->label;
+        copy_text(e->label, sizeof e->label, s->label);
         e->color = q->color;
         e->style = s->style;
         e->width = q->width;
@@ -824,15 +837,16 @@ static void legend_entries(layout *l)
             continue;
         entry *e = &l->entries[l->nentries++];
         memset(e, 0, sizeof *e);
-        e->label = r->label;
+        copy_text(e->label, sizeof e->label, r->label);
         e->color = r->color == PLOT_AUTO_COLOR ? REFLINE_RGB : r->color;
         e->line = 1;
         e->style = r->style;
         e->width = 1.6;
         e->marker = PLOT_MARKER_NONE;
     }
-    double tw = 0;
+    double tw = 0, maxw = 0.8 * (l->cx1 - l->cx0) - 56; /* the legend never outgrows the panel */
     for (int i = 0; i < l->nentries; i++) {
+        fit_text(l->entries[i].label, sizeof l->entries[i].label, CAP_LEGEND, maxw);
         double w = text_width(l->entries[i].label, CAP_LEGEND, 0);
         if (w > tw)
             tw = w;
@@ -1006,11 +1020,15 @@ static int occ_count(const occ *o, double xa, double ya, double xb, double yb, c
 
 /* The inside corner of the legend: the one asked for, or the one that covers the fewest data
  * (-1 when every corner covers some, or the legend does not fit inside). */
-static int legend_corner(layout *l, double *lx, double *ly, int *covered)
+static int legend_corner(layout *l, double *lx, double *ly, int *covered, int force)
 {
     const double m = 8; /* from the frame */
     double xs[4] = {l->x1 - m - l->lw, l->x0 + m, l->x0 + m, l->x1 - m - l->lw};
     double ys[4] = {l->y1 - m - l->lh, l->y1 - m - l->lh, l->y0 + m, l->y0 + m};
+    for (int c = 0; c < 4 && force; c++) { /* larger than the plot: from its left or top edge */
+        xs[c] = fmax(xs[c], l->x0 + 4);
+        ys[c] = fmin(ys[c], l->y1 - 4 - l->lh);
+    }
     plot_legend where = l->p->legend;
     *covered = 0;
     if (where != PLOT_LEGEND_AUTO) {
@@ -1019,12 +1037,13 @@ static int legend_corner(layout *l, double *lx, double *ly, int *covered)
         *lx = xs[c], *ly = ys[c];
         return c;
     }
-    if (l->lw + 2 * m > l->x1 - l->x0 || l->lh + 2 * m > l->y1 - l->y0)
+    if (!force && (l->lw + 2 * m > l->x1 - l->x0 || l->lh + 2 * m > l->y1 - l->y0))
         return -1;
     occ o;
     o.w = (int)ceil((l->x1 - l->x0) / GRID_CELL) + 1;
     o.h = (int)ceil((l->y1 - l->y0) / GRID_CELL) + 1;
     o.cell = calloc((size_t)o.w * o.h, 1);
+    *lx = xs[0], *ly = ys[0];
     if (!o.cell)
         return -1;
     occ_fill(&o, l, 1);
@@ -1050,9 +1069,13 @@ static void decide_legend(layout *l)
     if (l->legend_shown && where == PLOT_LEGEND_AUTO) {
         double lx, ly;
         int covered;
-        if (legend_corner(l, &lx, &ly, &covered) < 0 || covered > 0) {
+        if (legend_corner(l, &lx, &ly, &covered, 0) < 0 || covered > 0) {
             l->legend_out = 1;
             area_horizontal(l, 1);
+            if (l->x1 - l->x0 < 0.5 * (l->cx1 - l->cx0)) { /* a narrow panel keeps its room: least covered corner */
+                l->legend_out = 0;
+                area_horizontal(l, 0);
+            }
         }
     }
 }
@@ -1105,13 +1128,15 @@ static void place_legend(layout *l)
 {
     if (!l->legend_shown)
         return;
-    if (!l->legend_out) {
-        int covered;
-        if (legend_corner(l, &l->lx, &l->ly, &covered) >= 0)
-            return;
+    int covered;
+    if (!l->legend_out && legend_corner(l, &l->lx, &l->ly, &covered, 0) >= 0)
+        return;
+    if (l->x1 + 14 + l->lw <= l->cx1 + 1) {
+        l->lx = l->x1 + 14;
+        l->ly = l->y1 - l->lh;
+        return;
     }
-    l->lx = l->x1 + 14;
-    l->ly = l->y1 - l->lh;
+    legend_corner(l, &l->lx, &l->ly, &covered, 1); /* room nowhere: over the plot, least covered */
 }
 
 /* ---- drawing a panel ---- */
