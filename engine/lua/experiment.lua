@@ -1,16 +1,14 @@
 -- experiment{...}: runs a declared compression search (declare.lua checks the declaration): builds
--- the model, the data and the families, runs the search through a journaled bo.optimizer (its
--- rounds of γ derived from the journal, so that a killed run resumes where it stopped), scores the
--- chosen networks, and writes the tables (results/NAME/) and figures (figures/NAME_*.png).
+-- the model, the data and the families; searches through a journaled bo.optimizer whose rounds of
+-- γ are derived from the journal, so that a killed run resumes where it stopped; scores the chosen
+-- networks on a large fixed sample and the test split; writes the tables (RESULTS/NAME/) and the
+-- figures (FIGURES/NAME_*.png). The method: docs/method.md; the declaration's keys: docs/experiments.md.
 
 local declare = require "boengine.declare"
 
--- ---- errors and paths ---------------------------------------------------------------------------
+-- ---- errors, paths, small helpers ---------------------------------------------------------------
 
--- Raises an input error of the experiment (one line, no traceback, naming the experiment's line).
-local function fail(fmt, ...)
-  boengine.fail(string.format(fmt, ...))
-end
+local function fail(fmt, ...) boengine.fail(string.format(fmt, ...)) end
 
 local function exists(path)
   local f = io.open(path, "r")
@@ -18,60 +16,65 @@ local function exists(path)
   return false
 end
 
-local function dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
-
-local function basename(path)
-  return (path:match("([^/]*)$"):gsub("%.lua$", ""))
-end
+local function dirname(path) return path:match("^(.*)/[^/]*$") or "." end
+local function basename(path) return (path:match("([^/]*)$"):gsub("%.lua$", "")) end
 
 local function mkdir(path)
-  local ok = os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "'")
-  if not ok then fail("cannot create the folder %s", path) end
+  if not os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "'") then fail("cannot create the folder %s", path) end
 end
 
--- The project folder of an experiment file: the folder holding experiments/ when the file is in
--- one (outputs go to results/ and figures/ beside it), else the file's own folder.
+-- The project folder of an experiment file: the one holding experiments/ when the file is in such
+-- a folder (outputs go to results/ and figures/ beside it), else the file's own folder.
 local function project_root(script)
   local dir = dirname(script)
   if basename(dir) == "experiments" then return dirname(dir) end
   return dir
 end
 
--- A shipped reference model: NAME.safetensors under results/models of the project, else of the
--- engine's own repository.
-local function shipped_model(root, name)
-  for _, base in ipairs({root, boengine.root}) do
-    local path = base and (base .. "/results/models/" .. name .. ".safetensors")
-    if path and exists(path) then return path end
-  end
-  return nil
+local function median(values)
+  local v = {table.unpack(values)}
+  table.sort(v)
+  local n = #v
+  if n == 0 then return nil end
+  return n % 2 == 1 and v[(n + 1) // 2] or (v[n // 2] + v[n // 2 + 1]) / 2
+end
+
+local function fmt(v, digits)
+  if v == nil then return "-" end
+  if math.type(v) == "integer" or type(v) ~= "number" then return tostring(v) end
+  return string.format("%." .. (digits or 4) .. "g", v)
 end
 
 -- ---- building the pieces ------------------------------------------------------------------------
 
 local BUILDERS = {vgg = nn.vgg, resnet = nn.resnet, mlp = nn.mlp}
 
+-- A shipped reference model: results/models/NAME.safetensors of the project, else of the engine's
+-- own repository.
+local function shipped_model(root, name)
+  for _, base in ipairs({root, boengine.root}) do
+    local path = base .. "/results/models/" .. name .. ".safetensors"
+    if exists(path) then return path end
+  end
+end
+
 local function build_model(s, root)
-  local m = s.model
-  local net, source
+  local m, net, source = s.model
   if type(m) == "table" then
     local spec = {}
     for k, v in pairs(m) do if k ~= "arch" then spec[k] = v end end
-    local builder = BUILDERS[m.arch]
-    if not builder then fail("model: 'arch' must be vgg, resnet or mlp, got %s", tostring(m.arch)) end
-    net, source = builder(spec), m.arch
+    if not BUILDERS[m.arch] then fail("model: 'arch' must be vgg, resnet or mlp, got %s", tostring(m.arch)) end
+    net, source = BUILDERS[m.arch](spec), m.arch
   elseif m:match("%.safetensors$") then
     if not exists(m) then fail("model: %s: no such file", m) end
     net, source = nn.load(m), m
   else
     local path = shipped_model(root, m)
     if path then
-      net, source = nn.load(path), path
+      net, source = nn.load(path), "results/models/" .. m
     else
       local arch, depth, bn = m:match("^(%a+)(%d+)(_?b?n?)$")
-      if not (arch and BUILDERS[arch]) then
+      if not (arch and BUILDERS[arch] and arch ~= "mlp") then
         fail("model: %q is neither a shipped model (results/models) nor a builder name such as vgg16 or resnet50", m)
       end
       net, source = BUILDERS[arch]{depth = tonumber(depth), batchnorm = arch == "vgg" and bn == "_bn" or nil}, m
@@ -85,41 +88,38 @@ local function build_model(s, root)
   return net, source
 end
 
--- The search data and the accuracy split. The network's input decides the image size of folders.
+-- The search data and the accuracy split; an image folder is cropped to the network's input size.
 local function build_data(s, net)
-  local layers = net:layers()
-  local input = layers[1] and layers[1].input or nil
-  local function folder(opts)
-    local o = {}
-    for k, v in pairs(opts) do o[k] = v end
-    return data.folder(o)
-  end
+  local size = tonumber(net:arch():match('"size":(%d+)'))
   local function make(d, split)
     if d == "fashion_mnist" then return data.fashion_mnist{split = split} end
-    if type(d) == "string" then return folder{path = d, size = input and input[2] or nil} end
-    if d.path then return folder(d) end
-    local o = {split = split}
-    for k, v in pairs(d) do if k ~= "fashion_mnist" then o[k] = v end end
+    if type(d) == "string" then return data.folder{path = d, size = size} end
+    local o = {}
+    for k, v in pairs(d) do o[k] = v end
+    if o.path then
+      o.size = o.size or size
+      return data.folder(o)
+    end
+    o.split = o.split or split
     return data.fashion_mnist(o)
   end
   local search = make(s.data, "train")
   local test
-  if s.test == false then
-    test = nil
-  elseif s.test == nil or s.test == true then
+  if s.test == nil or s.test == true then
     test = s.data == "fashion_mnist" and data.fashion_mnist{split = "test"} or search
-  else
+  elseif s.test then
     test = make(s.test, "test")
   end
   return search, test
 end
 
 local function build_families(s, net)
-  local families = {}
+  local families, known = {}, {}
+  for _, n in ipairs(compress.families) do known[n] = true end
   for i, decl in ipairs(s.compress) do
     local make = compress[decl.family]
-    if type(make) ~= "function" or decl.family:sub(1, 1) == "_" then
-      fail("compress[%d]: unknown family %q (vh, svd, tucker2, prune_channels, prune_weights, quantize)", i, decl.family)
+    if not known[decl.family] then
+      fail("compress[%d]: unknown family %q (%s)", i, decl.family, table.concat(compress.families, ", "))
     end
     local opts = {net = net}
     for k, v in pairs(decl) do if k ~= "family" then opts[k] = v end end
@@ -128,179 +128,168 @@ local function build_families(s, net)
   return families
 end
 
--- ---- the rounds: which weight γ each evaluation was told with -----------------------------------
+-- ---- the run ------------------------------------------------------------------------------------
 
--- Evaluations (b_{r-1}, b_r] belong to round r; round 1 holds the design.
-local function round_ends(s, count)
-  local ends, E, n0 = {}, s.evaluations, math.min(s.init, s.evaluations)
-  for r = 1, count do ends[r] = n0 + math.floor((E - n0) * r / count + 0.5) end
-  ends[count] = E
+local Run = {}
+Run.__index = Run
+
+function Run:log(fmt_, ...)
+  if not boengine.quiet then io.stderr:write(self.name, ": ", string.format(fmt_, ...), "\n") end
+end
+
+function Run:apply(theta) return compress.apply(self.net, self.families, theta) end
+
+-- θ's settings as short text, one per searched parameter ("rank 12", "bits 4").
+local function settings_of(info)
+  local out = {}
+  for i, l in ipairs(info.layers) do out[i] = l.setting end
+  return out
+end
+
+-- One evaluation: the candidate of θ and its L̂ on sample i.
+function Run:evaluate(theta, i)
+  local cand <close>, info = self:apply(theta)
+  local L, se = self.estimator:evaluate(cand, {sample = i})
+  return {L = L, se = se, R = info[self.s.ratio], R_net = info.params_net, flops = info.flops,
+          settings = settings_of(info)}
+end
+
+-- y = R + γ·L̂ with noise γ·SE: R is exact, L̂ carries the U-statistic's standard error.
+local function scalarize(info, gamma) return info.R + gamma * info.L, gamma * info.se end
+
+-- ---- rounds: which γ each evaluation was told with, derived from the journal ---------------------
+-- Evaluations (end_{r-1}, end_r] belong to round r; round 1 holds the design. A number γ is one
+-- round, a list one round per γ; a budget runs the minimax: round r's γ comes from the choices of
+-- the rounds before it, each made from the evaluations up to its end only.
+
+function Run:round_ends(count)
+  local s, ends = self.s, {}
+  for r = 1, count do ends[r] = s.init + math.floor((s.evaluations - s.init) * r / count + 0.5) end
+  ends[count] = s.evaluations
   return ends
 end
 
-local function median(values)
-  local v = {table.unpack(values)}
-  table.sort(v)
-  local n = #v
-  if n == 0 then return nil end
-  return n % 2 == 1 and v[(n + 1) // 2] or (v[n // 2] + v[n // 2 + 1]) / 2
-end
-
--- The budget's next γ from the bracket: R grows with γ (more weight on fidelity, less compression).
+-- The next γ of the minimax: R grows with γ (more weight on L, less compression); the bracket of
+-- γ known to give R <= B (lo) and R > B (hi) is bisected geometrically, or widened by 4.
 local function next_gamma(bracket, gamma, R, B)
   if R > B then bracket.hi = math.min(bracket.hi or math.huge, gamma) else bracket.lo = math.max(bracket.lo or 0, gamma) end
   if bracket.lo and bracket.hi then return math.sqrt(bracket.lo * bracket.hi) end
   return bracket.hi and bracket.hi / 4 or bracket.lo * 4
 end
 
--- ---- the run ------------------------------------------------------------------------------------
-
-local Run = {}
-Run.__index = Run
-
-function Run:log(fmt, ...)
-  if not boengine.quiet then io.stderr:write(self.name, ": ", string.format(fmt, ...), "\n") end
+-- The evaluation of lowest posterior mean among the first n, scored with γ.
+function Run:choose(n, gamma)
+  self.opt:rescore(function(rec) return scalarize(rec.info, gamma) end, n)
+  self.scored = nil
+  return self.opt:history()[self.opt:best().i]
 end
 
-function Run:apply(theta)
-  return compress.apply(self.net, self.families, theta)
-end
-
--- Per-θ-entry settings of a candidate: rank, kept channels, bits or kept fraction.
-local function settings_of(info)
-  local out = {}
-  for i, l in ipairs(info.layers or {}) do
-    out[i] = l.rank or l.keep or l.bits or l.kept or (l.ranks and (l.ranks[1] .. "x" .. l.ranks[2])) or ""
-  end
-  return out
-end
-
--- One evaluation: the candidate of θ, its L̂ on sample i, and what the tables need.
-function Run:evaluate(theta, i)
-  local t0 = boengine.clock()
-  local cand <close>, info = self:apply(theta)
-  local L, se = self.estimator:evaluate(cand, {sample = i})
-  return {L = L, se = se, R = info[self.s.ratio], R_net = info.params_net, flops = info.flops,
-          settings = settings_of(info), seconds = boengine.clock() - t0}
-end
-
-function Run:scalarize(rec, gamma)
-  local info = rec.info
-  return info.R + gamma * info.L, gamma * info.se
-end
-
--- The γ of every round, derived from the evaluations recorded so far (the journal): fixed for a
--- number or a list, chosen by the minimax for a budget once a round's evaluations are all known.
 function Run:plan(history)
   local s, rounds = self.s, {}
   for r, e in ipairs(self.ends) do rounds[r] = {index = r, last = e} end
-  if s.budget == nil then
+  if not s.budget then
     for r, round in ipairs(rounds) do round.gamma = type(s.gamma) == "table" and s.gamma[r] or s.gamma end
     return rounds
   end
-  local n0 = math.min(s.init, s.evaluations)
-  if #history < n0 then return rounds end
+  if #history < s.init then return rounds end
+  -- γ₁ balances the two terms over the design: median R = γ₁ · median L
   local Rs, Ls = {}, {}
-  for i = 1, n0 do Rs[i], Ls[i] = history[i].info.R, history[i].info.L end
+  for i = 1, s.init do Rs[i], Ls[i] = history[i].info.R, history[i].info.L end
+  rounds[1].gamma = median(Rs) / math.max(median(Ls), 1e-12)
   local bracket = {}
-  rounds[1].gamma = (median(Rs) or 1) / math.max(median(Ls) or 1, 1e-12)
-  for r = 1, #rounds - 1 do
+  for r = 1, #rounds do
     if #history < rounds[r].last then break end
-    local choice = self:choose(history, rounds[r].last, rounds[r].gamma)
-    rounds[r].choice = choice
-    rounds[r + 1].gamma = next_gamma(bracket, rounds[r].gamma, choice.info.R, s.budget)
+    rounds[r].choice = self:choose(rounds[r].last, rounds[r].gamma)
+    if rounds[r + 1] then
+      rounds[r + 1].gamma = next_gamma(bracket, rounds[r].gamma, rounds[r].choice.info.R, s.budget)
+    end
   end
   return rounds
 end
 
--- The round that evaluation i (1-based) belongs to.
 local function round_of(rounds, i)
   for _, r in ipairs(rounds) do if i <= r.last then return r end end
   return rounds[#rounds]
 end
 
--- Re-weights the first n evaluations by γ and returns the one of lowest posterior mean.
-function Run:choose(history, n, gamma)
-  self.opt:rescore(function(rec) return self:scalarize(rec, gamma) end, n)
-  local best = self.opt:best()
-  return history[best.i]
-end
-
 function Run:search()
   local s = self.s
-  local opt = bo.optimizer{
+  self.opt = bo.optimizer{
     bounds = compress.bounds(self.families), integer = compress.integer(self.families),
-    init = s.init, acquisition = s.acquisition, seed = s.seed,
+    init = s.init, strategy = s.strategy, acquisition = s.acquisition, seed = s.seed,
     journal = self.dir .. "/journal.jsonl", fresh = self.flags.fresh or nil,
     resume = self.flags.force and "force" or nil,
   }
-  self.opt = opt
-  local history = opt:history()
-  if #history > 0 then self:log("resuming after %d of %d evaluations", #history, s.evaluations) end
+  local opt = self.opt
+  local done = opt:count()
+  if done > 0 then self:log("resuming after %d of %d evaluations", done, s.evaluations) end
+  local rounds = self:plan(opt:history())
   local progress = boengine.progress(self.name, s.evaluations)
-  local rounds = self:plan(history)
-  local current
-  for i = #history + 1, s.evaluations do
+  local best_y = math.huge
+  for i = done + 1, s.evaluations do
     local round = round_of(rounds, i)
-    local gamma = round.gamma or 1 -- the budget's design points before γ₁ is known: rescored later
-    if round ~= current and round.gamma then
-      opt:rescore(function(rec) return self:scalarize(rec, gamma) end)
-      current = round
-      if s.budget and round.index > 1 then
-        local prev = rounds[round.index - 1]
-        self:log("round %d: gamma %.4g (round %d chose R %.4f, budget %.4g)", round.index, gamma, prev.index,
+    local gamma = round.gamma or 1 -- a budget's design before γ₁ is known: re-scored at once after
+    if self.scored ~= gamma then
+      opt:rescore(function(rec) return scalarize(rec.info, gamma) end)
+      self.scored = gamma
+    end
+    local x = opt:ask()
+    local t0 = boengine.clock()
+    local info = self:evaluate(x, i)
+    info.round, info.gamma = round.index, gamma
+    local y, noise = scalarize(info, gamma)
+    opt:tell(x, y, noise, info)
+    best_y = math.min(best_y, y)
+    progress:update(i, string.format("round %d, R %.3f, L %s (%.2fs)", round.index, info.R, fmt(info.L, 3),
+                                     boengine.clock() - t0))
+    if s.budget and (i == s.init or i == round.last) and i < s.evaluations then
+      rounds = self:plan(opt:history())
+      local r = round_of(rounds, i + 1)
+      if r.index > 1 then
+        local prev = rounds[r.index - 1]
+        self:log("round %d: gamma %.4g (round %d chose R %.4f against the budget %g)", r.index, r.gamma, prev.index,
                  prev.choice.info.R, s.budget)
       end
     end
-    local x = opt:ask()
-    local info = self:evaluate(x, i)
-    info.round, info.gamma = round.index, gamma
-    local y, noise = info.R + gamma * info.L, gamma * info.se
-    opt:tell(x, y, noise, info)
-    history = opt:history()
-    progress:update(i, string.format("R %.3f L %.4g", info.R, info.L))
-    if s.budget and (i == math.min(s.init, s.evaluations) or round.last == i) then rounds = self:plan(history) end
   end
   progress:done()
-  return opt:history(), self:plan(opt:history())
+  local history = opt:history()
+  return history, self:plan(history)
 end
 
--- ---- scoring the chosen networks ----------------------------------------------------------------
+-- ---- the chosen networks ------------------------------------------------------------------------
 
--- θ scaled towards the upper bounds until R reaches the budget from below: the minimax ends at a
--- point of R ≤ B, usually below it; ranks left unused by the budget only lower L.
+-- θ moved towards the upper bounds until R reaches the budget from below: the minimax ends at a
+-- point of R <= B, usually under it, and ranks the budget leaves unused only lower L.
 function Run:fill(theta, budget)
-  local bounds = compress.bounds(self.families)
-  local integer = compress.integer(self.families)
+  local bounds, integer = compress.bounds(self.families), compress.integer(self.families)
   local function at(t)
     local x = {}
     for j, v in ipairs(theta) do
-      local lo, hi = bounds[j][1], bounds[j][2]
-      local y = v + t * (hi - v)
+      local y = v + t * (bounds[j][2] - v)
       if integer[j] then y = math.floor(y + 0.5) end
-      x[j] = math.max(lo, math.min(hi, y))
+      x[j] = math.max(bounds[j][1], math.min(bounds[j][2], y))
     end
     return x
   end
   local function R(t)
-    local cand <close>, info = self:apply(at(t))
+    local _ <close>, info = self:apply(at(t))
     return info[self.s.ratio]
   end
   if R(0) > budget then return theta end
-  local lo, hi = 0, 1
   if R(1) <= budget then return at(1) end
-  for _ = 1, 40 do
+  local lo, hi = 0, 1
+  for _ = 1, 50 do
     local mid = (lo + hi) / 2
     if R(mid) <= budget then lo = mid else hi = mid end
   end
   return at(lo)
 end
 
--- The uniform baseline at ratio R: one fraction t for every θ entry (clamped to its bounds),
--- the largest whose ratio stays at or below R.
+-- The uniform baseline: one fraction t for every searched parameter (clamped to its bounds; an
+-- integer parameter at the same relative place in its range), the largest whose R stays <= target.
 function Run:uniform(target)
-  local bounds = compress.bounds(self.families)
-  local integer = compress.integer(self.families)
+  local bounds, integer = compress.bounds(self.families), compress.integer(self.families)
   local tlo, thi = math.huge, -math.huge
   for _, b in ipairs(bounds) do tlo, thi = math.min(tlo, b[1]), math.max(thi, b[2]) end
   local function at(t)
@@ -312,117 +301,172 @@ function Run:uniform(target)
     return x
   end
   local function R(t)
-    local cand <close>, info = self:apply(at(t))
+    local _ <close>, info = self:apply(at(t))
     return info[self.s.ratio]
   end
   local lo, hi = tlo, thi
   if R(lo) > target then return at(lo) end
-  for _ = 1, 40 do
+  for _ = 1, 50 do
     local mid = (lo + hi) / 2
     if R(mid) <= target then lo = mid else hi = mid end
   end
   return at(lo)
 end
 
--- A network's facts for the tables: ratios, L̂ on the large fixed sample, top-1 accuracy.
+-- A network's facts for the tables: ratios, L̂ on the large fixed sample, top-1 accuracy. Scores
+-- are kept by θ, so that a network met twice (a round's choice that is also the final one) is
+-- measured once.
 function Run:score(theta)
+  local key = table.concat(theta, ",")
+  self.scores = self.scores or {}
+  if self.scores[key] then return self.scores[key] end
   local cand <close>, info = self:apply(theta)
   local out = {theta = theta, R = info[self.s.ratio], R_net = info.params_net, flops = info.flops,
                settings = settings_of(info), layers = info.layers}
   if self.rescorer then out.L, out.se = self.rescorer:evaluate(cand) end
   if self.test then out.accuracy = self.test:accuracy(cand) end
+  self.scores[key] = out
   return out
 end
 
 -- ---- outputs ------------------------------------------------------------------------------------
 
-local function fmt(v, digits)
-  if v == nil then return "" end
-  if type(v) ~= "number" then return tostring(v) end
-  if math.type(v) == "integer" then return tostring(v) end
-  return string.format("%." .. (digits or 4) .. "g", v)
+function Run:table(file, title, columns, rows)
+  report.table{path = self.dir .. "/" .. file, title = self.name .. ": " .. title, columns = columns, rows = rows,
+               provenance = self.provenance}
 end
 
-function Run:provenance()
-  return {seed = self.s.seed, engine = boengine.version, commit = boengine.commit,
-          experiment = boengine.script, experiment_sha256 = boengine.script_sha256, name = self.name}
-end
-
-function Run:table(name, columns, rows, title)
-  report.table{path = self.dir .. "/" .. name, columns = columns, rows = rows, title = title,
-               provenance = self:provenance()}
-end
+function Run:figure_path(what) return self.s.figures .. "/" .. self.name .. "_" .. what .. ".png" end
 
 function Run:write_evaluations(history)
   local names = compress.names(self.families)
   local columns = {"evaluation", "round", "gamma"}
-  for _, n in ipairs(names) do columns[#columns + 1] = "theta:" .. n end
-  for _, n in ipairs(names) do columns[#columns + 1] = "setting:" .. n end
-  for _, c in ipairs({"R", "R_net", "flops", "L", "se", "y", "seconds"}) do columns[#columns + 1] = c end
+  for _, n in ipairs(names) do columns[#columns + 1] = "theta " .. n end
+  for _, n in ipairs(names) do columns[#columns + 1] = "setting " .. n end
+  for _, c in ipairs({"R", "R network", "FLOP ratio", "L", "SE", "y", "seconds"}) do columns[#columns + 1] = c end
   local rows = {}
-  for _, rec in ipairs(history) do
+  for k, rec in ipairs(history) do
     local info, row = rec.info, {rec.i, info.round, info.gamma}
     for _, v in ipairs(rec.x) do row[#row + 1] = v end
-    for j = 1, #names do row[#row + 1] = info.settings and info.settings[j] or "" end
-    for _, v in ipairs({info.R, info.R_net, info.flops, info.L, info.se, rec.y, rec.seconds}) do row[#row + 1] = v end
-    rows[#rows + 1] = row
+    for j = 1, #names do row[#row + 1] = info.settings[j] end
+    local y = scalarize(info, info.gamma)
+    for _, v in ipairs({info.R, info.R_net, info.flops, info.L, info.se, y, rec.seconds}) do row[#row + 1] = v end
+    rows[k] = row
   end
-  self:table("evaluations", columns, rows, self.name .. ": every evaluation")
+  self:table("evaluations", "every evaluation", columns, rows)
 end
 
--- The per-layer table of a chosen network, as AIMET and NNI print it.
-function Run:layer_rows(chosen)
-  local rows = {}
-  for _, l in ipairs(chosen.layers or {}) do
-    rows[#rows + 1] = {l.name, l.family, l.shape and table.concat(l.shape, "x") or "",
-                       l.rank or l.keep or l.bits or l.kept or "", l.weights_ref, l.weights,
-                       l.macs_ref or "", l.macs or ""}
-  end
-  return {"layer", "family", "shape", "setting", "weights before", "weights after", "MACs before", "MACs after"}, rows
+local NET_COLUMNS = {"network", "R", "R network", "FLOP ratio", "L (large sample)", "SE", "top-1 accuracy"}
+local function net_row(label, n)
+  return {label, n.R, n.R_net, n.flops, n.L, n.se, n.accuracy}
 end
 
-function Run:write_summary(chosen, uniform, original)
-  local columns = {"network", "R", "R_net", "flops", "L", "se", "accuracy"}
-  local rows = {{"original", 1, 1, 1, 0, 0, original}}
-  rows[#rows + 1] = {"chosen (evaluation " .. (chosen.i or "-") .. ")", chosen.R, chosen.R_net, chosen.flops,
-                     chosen.L, chosen.se, chosen.accuracy}
-  if uniform then
-    rows[#rows + 1] = {"uniform", uniform.R, uniform.R_net, uniform.flops, uniform.L, uniform.se, uniform.accuracy}
+function Run:write_summary(networks)
+  local rows = {{"original", 1, 1, 1, 0, 0, self.original}}
+  for _, n in ipairs(networks) do rows[#rows + 1] = net_row(n.label, n.net) end
+  self:table("summary", "the chosen network against the original and the uniform baseline", NET_COLUMNS, rows)
+  local chosen, lrows = networks[1].net, {}
+  for k, l in ipairs(chosen.layers) do
+    lrows[k] = {l.name, l.family, l.shape, l.setting, l.params_ref, l.params, l.macs_ref, l.macs}
   end
-  self:table("summary", columns, rows, self.name .. ": the chosen network")
-  local lc, lr = self:layer_rows(chosen)
-  self:table("layers", lc, lr, self.name .. ": the chosen network, layer by layer")
+  self:table("layers", "the chosen network, layer by layer",
+             {"layer", "family", "shape", "setting", "parameters before", "parameters after", "MACs before",
+              "MACs after"}, lrows)
 end
 
-function Run:write_figures(history, chosen, uniform)
-  local best, xs, ys = math.huge, {}, {}
+function Run:write_convergence(history)
+  local xs, ys, best = {}, {}, math.huge
   for k, rec in ipairs(history) do
-    best = math.min(best, rec.info.R + self.final_gamma * rec.info.L)
+    best = math.min(best, scalarize(rec.info, self.final_gamma))
     xs[k], ys[k] = rec.i, best
   end
-  local figs = self.s.figures
-  report.plot{path = figs .. "/" .. self.name .. "_convergence.png", title = self.name .. ": convergence",
-              xlabel = "evaluation", ylabel = string.format("best y = R + %.3g L", self.final_gamma),
-              series = {{kind = "line", x = xs, y = ys, label = "best observed"}},
-              provenance = self:provenance()}
+  report.plot{path = self:figure_path("convergence"), title = self.name .. ": convergence",
+              xlabel = "evaluation", ylabel = string.format("best y = R + %s·L̂", fmt(self.final_gamma, 3)),
+              series = {{kind = "step", x = xs, y = ys, label = "best observed y"}},
+              ylog = true, provenance = self.provenance}
+end
+
+function Run:write_tradeoff(history, networks)
   local R, L = {}, {}
   for k, rec in ipairs(history) do R[k], L[k] = rec.info.R, rec.info.L end
-  local series = {{kind = "scatter", x = R, y = L, label = "evaluations"},
-                  {kind = "scatter", x = {chosen.R}, y = {chosen.L}, label = "chosen (large sample)", marker = "star"}}
-  if uniform then series[#series + 1] = {kind = "scatter", x = {uniform.R}, y = {uniform.L}, label = "uniform", marker = "square"} end
-  local vlines = self.s.budget and {{x = self.s.budget, label = "budget"}} or nil
-  report.plot{path = figs .. "/" .. self.name .. "_tradeoff.png", title = self.name .. ": size against function distance",
-              xlabel = "R, parameter ratio of the compressed layers", ylabel = "L, function distance", ylog = true,
-              series = series, vlines = vlines, provenance = self:provenance()}
+  local series = {{kind = "scatter", x = R, y = L, color = "grey", label = "evaluations (n = " .. self.s.samples .. ")"}}
+  local markers = {"diamond", "square", "triangle", "circle"}
+  for k, n in ipairs(networks) do
+    if n.net.L then
+      series[#series + 1] = {kind = "scatter", x = {n.net.R}, y = {n.net.L}, lo = {n.net.L - n.net.se},
+                             hi = {n.net.L + n.net.se}, marker = markers[(k - 1) % #markers + 1],
+                             label = n.label .. " (n = " .. self.s.rescore .. ")"}
+    end
+  end
+  report.plot{path = self:figure_path("tradeoff"), title = self.name .. ": size against function distance",
+              xlabel = "R, " .. self.ratio_text, ylabel = "function distance L̂", ylog = true, series = series,
+              vlines = self.s.budget and {{at = self.s.budget, color = "black", style = "dashed", label = "budget"}} or nil,
+              provenance = self.provenance}
+end
+
+function Run:write_rounds(rounds)
+  local rows, xs, gammas, Rs = {}, {}, {}, {}
+  for _, r in ipairs(rounds) do
+    local n = self:score(r.choice.x)
+    rows[#rows + 1] = {r.index, 1 / r.gamma, r.gamma, r.last, table.concat(n.settings, " "), n.R, n.L, n.se, n.accuracy}
+    xs[#xs + 1], gammas[#gammas + 1], Rs[#Rs + 1] = r.index, 1 / r.gamma, n.R
+  end
+  self:table("rounds", "rounds of the Lagrangian minimax",
+             {"round", "lambda", "gamma", "evaluations", "settings", "R", "L (large sample)", "SE", "top-1 accuracy"}, rows)
+  report.figure{path = self:figure_path("rounds"), title = self.name .. ": the minimax, round by round",
+                columns = 1, sharex = true, provenance = self.provenance, panels = {
+    {ylabel = "multiplier λ = 1/γ", ylog = true,
+     series = {{kind = "line", x = xs, y = gammas, marker = "circle", label = "λ of the round"}}},
+    {xlabel = "round", ylabel = "R of the round's choice",
+     series = {{kind = "line", x = xs, y = Rs, marker = "square", label = "R"}},
+     hlines = {{at = self.s.budget, color = "vermillion", style = "dashed", label = "budget B"}}},
+  }}
+end
+
+-- The front of a list of γ: each γ's choice beside the uniform baseline at the same R.
+function Run:write_front(fronts)
+  local rows, bx, by, ux, uy = {}, {}, {}, {}, {}
+  for _, f in ipairs(fronts) do
+    rows[#rows + 1] = {f.gamma, f.net.R, f.net.L, f.net.accuracy, f.uniform and f.uniform.R, f.uniform and f.uniform.L,
+                       f.uniform and f.uniform.accuracy}
+    bx[#bx + 1], by[#by + 1] = f.net.R, f.net.accuracy
+    if f.uniform then ux[#ux + 1], uy[#uy + 1] = f.uniform.R, f.uniform.accuracy end
+  end
+  self:table("front", "the networks chosen for each gamma, and the uniform baseline at their ratio",
+             {"gamma", "R", "L (large sample)", "top-1 accuracy", "uniform R", "uniform L", "uniform top-1 accuracy"}, rows)
+  if not self.test then return end
+  local order = {}
+  for k = 1, #bx do order[k] = k end
+  table.sort(order, function(a, b) return bx[a] < bx[b] end)
+  local sx, sy = {}, {}
+  for k, j in ipairs(order) do sx[k], sy[k] = bx[j], by[j] end
+  local series = {{kind = "line", x = sx, y = sy, marker = "circle", label = "BO, one network per γ"}}
+  if #ux > 0 then
+    table.sort(ux)
+    local ords, suy = {}, {}
+    for k = 1, #fronts do if fronts[k].uniform then ords[#ords + 1] = fronts[k].uniform end end
+    table.sort(ords, function(a, b) return a.R < b.R end)
+    for k, u in ipairs(ords) do ux[k], suy[k] = u.R, u.accuracy end
+    series[#series + 1] = {kind = "line", x = ux, y = suy, marker = "square", style = "dashed",
+                           label = "uniform: one fraction in every layer"}
+  end
+  report.plot{path = self:figure_path("front"), title = self.name .. ": accuracy against size",
+              xlabel = "R, " .. self.ratio_text, ylabel = "top-1 accuracy (test split)", series = series,
+              hlines = {{at = self.original, color = "black", style = "dotted", label = "original network"}},
+              provenance = self.provenance}
 end
 
 -- ---- the declaration's entry point --------------------------------------------------------------
+
+local RATIO_TEXT = {params = "parameter ratio of the compressed layers", params_net = "parameter ratio of the network",
+                    flops = "ratio of multiply-adds"}
 
 local function input_error(e)
   if type(e) == "table" and (e.override or e.declaration) then fail("%s", e.message) end
   error(e, 0)
 end
 
+-- Runs a declaration; returns {name, chosen, uniform, original, history, rounds, fronts, settings}.
 function experiment(decl)
   local script = boengine.script
   local args = {}
@@ -432,88 +476,101 @@ function experiment(decl)
   local suffix
   ok, decl, suffix = pcall(declare.apply_overrides, decl, overrides)
   if not ok then input_error(decl) end
-  ok = pcall(declare.check, decl)
-  if not ok then input_error(select(2, pcall(declare.check, decl))) end
+  local checked
+  ok, checked = pcall(declare.check, decl)
+  if not ok then input_error(checked) end
 
   local root = project_root(script)
   local s, defaulted = declare.resolve(decl)
   local net, source = build_model(s, root)
   local families = build_families(s, net)
   s, defaulted = declare.resolve(s, {dim = compress.dim(families)}, defaulted)
-  if s.init > s.evaluations then s.init = s.evaluations end
+  s.init = math.min(s.init, s.evaluations)
   local name = s.name or (basename(script) .. suffix)
   s.results = s.results or (root .. "/results")
   s.figures = s.figures or (root .. "/figures")
   local run = setmetatable({s = s, name = name, net = net, families = families, flags = flags,
-                            dir = s.results .. "/" .. name}, Run)
+                            dir = s.results .. "/" .. name, ratio_text = RATIO_TEXT[s.ratio]}, Run)
+  run.provenance = {seed = s.seed, experiment = name}
   run.search_data, run.test = build_data(s, net)
-  local est = s.objective == "fnorm" and objective.fnorm or objective.risk
-  run.estimator = est{reference = s.objective == "fnorm" and net or nil, data = run.search_data,
-                      samples = s.samples, fixed = s.fixed, seed = s.seed}
+  local estimator = s.objective == "fnorm" and objective.fnorm or objective.risk
+  local reference = s.objective == "fnorm" and net or nil
+  run.estimator = estimator{reference = reference, data = run.search_data, samples = s.samples, fixed = s.fixed,
+                            seed = s.seed}
   if s.rescore > 0 then
-    run.rescorer = est{reference = s.objective == "fnorm" and net or nil, data = run.search_data,
-                       samples = s.rescore, fixed = true, seed = s.seed + 1}
+    run.rescorer = estimator{reference = reference, data = run.search_data, samples = s.rescore, fixed = true,
+                             seed = s.seed + 1}
   end
-  run.ends = round_ends(s, s.budget and s.rounds or type(s.gamma) == "table" and #s.gamma or 1)
+  run.ends = run:round_ends(s.budget and s.rounds or type(s.gamma) == "table" and #s.gamma or 1)
 
-  print(string.format("%s: %s, %d parameters to search (%s)", name, source, compress.dim(families),
-                      table.concat(compress.names(families), " ")))
+  print(string.format("%s: %s; %d parameters searched (%s)", name, source, compress.dim(families),
+                      table.concat(compress.names(families), ", ")))
   print("settings (defaults marked):")
   for _, line in ipairs(declare.format(s, defaulted)) do print(line) end
   mkdir(run.dir)
   mkdir(s.figures)
-
   local history, rounds = run:search()
   return run:finish(history, rounds)
 end
 
 function Run:finish(history, rounds)
   local s = self.s
-  local original = self.test and self.test:accuracy(self.net) or nil
-  local final_gamma = rounds[#rounds].gamma
-  local chosen_rec
+  self.original = self.test and self.test:accuracy(self.net) or nil
+  local networks, fronts = {}, nil
   if s.budget then
-    -- the lowest posterior mean of L alone among the evaluated points within the budget, filled up
+    -- the lowest posterior mean of L alone among the evaluated networks within the budget
     self.opt:rescore(function(rec) return rec.info.L, rec.info.se end)
-    local mu = self.opt:predict(self:xs(history))
+    local X = {}
+    for k, rec in ipairs(history) do X[k] = rec.x end
+    local mu = self.opt:predict(X)
     local best
     for k, rec in ipairs(history) do
       if rec.info.R <= s.budget and (not best or mu[k] < mu[best]) then best = k end
     end
-    if not best then fail("no evaluated network is within the budget %g: raise 'evaluations' or the bounds", s.budget) end
-    chosen_rec = history[best]
-    final_gamma = rounds[#rounds].gamma
+    if not best then
+      fail("no evaluated network is within the budget %g: raise 'evaluations', 'rounds' or the bounds", s.budget)
+    end
+    self.final_gamma = rounds[#rounds].gamma
+    local chosen = self:score(self:fill(history[best].x, s.budget))
+    chosen.i = history[best].i
+    networks[1] = {label = "chosen", net = chosen}
   else
-    final_gamma = type(s.gamma) == "table" and s.gamma[#s.gamma] or s.gamma
-    chosen_rec = self:choose(history, #history, final_gamma)
+    local gammas = type(s.gamma) == "table" and s.gamma or {s.gamma}
+    fronts = {}
+    for k, g in ipairs(gammas) do
+      local rec = self:choose(#history, g)
+      local n = self:score(rec.x)
+      n.i = rec.i
+      fronts[k] = {gamma = g, net = n}
+    end
+    self.final_gamma = gammas[#gammas]
+    networks[1] = {label = "chosen", net = fronts[#fronts].net}
   end
-  self.final_gamma = final_gamma
-  local theta = chosen_rec.x
-  if s.budget then theta = self:fill(theta, s.budget) end
-  local chosen = self:score(theta)
-  chosen.i = chosen_rec.i
-  local uniform = s.uniform and self:score(self:uniform(chosen.R)) or nil
+  local chosen = networks[1].net
+  if s.uniform then
+    networks[2] = {label = "uniform", net = self:score(self:uniform(chosen.R))}
+    for _, f in ipairs(fronts or {}) do f.uniform = self:score(self:uniform(f.net.R)) end
+  end
 
   self:write_evaluations(history)
-  self:write_summary(chosen, uniform, original)
-  self:write_figures(history, chosen, uniform)
+  self:write_summary(networks)
+  self:write_convergence(history)
+  self:write_tradeoff(history, networks)
+  if s.budget then self:write_rounds(rounds) end
+  if fronts and #fronts > 1 then self:write_front(fronts) end
   if s.save then
-    local cand <close> = self:apply(theta)
+    local cand <close> = self:apply(chosen.theta)
     cand:save(self.dir .. "/model.safetensors")
   end
-  print(string.format("chosen: evaluation %s, R %.4f (network %.4f, FLOPs %.4f), L %s ± %s%s", tostring(chosen.i), chosen.R,
-                      chosen.R_net, chosen.flops, fmt(chosen.L), fmt(chosen.se, 2),
-                      chosen.accuracy and string.format(", top-1 %.4f (original %.4f)", chosen.accuracy, original) or ""))
-  if uniform then
-    print(string.format("uniform: R %.4f, L %s ± %s%s", uniform.R, fmt(uniform.L), fmt(uniform.se, 2),
-                        uniform.accuracy and string.format(", top-1 %.4f", uniform.accuracy) or ""))
-  end
-  return {name = self.name, chosen = chosen, uniform = uniform, original = original, history = history, rounds = rounds,
-          settings = s}
-end
 
-function Run:xs(history)
-  local X = {}
-  for k, rec in ipairs(history) do X[k] = rec.x end
-  return X
+  print(string.format("chosen (evaluation %s): %s", tostring(chosen.i), table.concat(chosen.settings, ", ")))
+  for _, n in ipairs(networks) do
+    print(string.format("%-8s R %.4f (network %.4f, FLOPs %.4f), L %s ± %s on %d fixed inputs%s", n.label, n.net.R,
+                        n.net.R_net, n.net.flops, fmt(n.net.L), fmt(n.net.se, 2), s.rescore,
+                        n.net.accuracy and string.format(", top-1 %.4f", n.net.accuracy) or ""))
+  end
+  if self.original then print(string.format("original top-1 %.4f", self.original)) end
+  print(string.format("outputs: %s/ and %s_*.png", self.dir, s.figures .. "/" .. self.name))
+  return {name = self.name, chosen = chosen, uniform = networks[2] and networks[2].net, original = self.original,
+          history = history, rounds = rounds, fronts = fronts, settings = s}
 end

@@ -498,10 +498,14 @@ int luaopen_compress(lua_State *L)
     lb_new_class(L, FAMILY_MT, "family", family_meta, family_methods);
     lua_pop(L, 1);
     luaL_newlib(L, compress_funcs);
+    lua_newtable(L); /* compress.families: the names, in the registry's order */
     for (int i = 0; cp_families[i]; i++) { /* compress.vh{...}, ...: one per registered family */
         lua_pushlightuserdata(L, (void *)cp_families[i]);
         lua_pushcclosure(L, declare, 1);
-        lua_setfield(L, -2, cp_families[i]->name);
+        lua_setfield(L, -3, cp_families[i]->name);
+        lua_pushstring(L, cp_families[i]->name);
+        lua_rawseti(L, -2, i + 1);
     }
+    lua_setfield(L, -2, "families");
     return 1;
 }
