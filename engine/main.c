@@ -29,6 +29,7 @@ static void usage(FILE *out)
             "  --seed N      default seed for modules whose tables give none (default 1)\n"
             "  --threads N   worker threads for inference and training (default: all cores)\n"
             "  --quiet       no progress or informational output on stderr\n"
+            "  --fresh       start BO journals over instead of resuming them (the default of fresh)\n"
             "  --version     print the engine version and exit\n"
             "  --help        print this help and exit\n");
 }
@@ -77,7 +78,7 @@ static int docall(lua_State *L, int narg, int nres)
 
 typedef struct options {
     long long seed;
-    int threads, quiet;
+    int threads, quiet, fresh;
     int script; /* index of the script in argv */
 } options;
 
@@ -116,6 +117,7 @@ static int parse_options(int argc, char **argv, options *o)
     o->seed = 1;
     o->threads = 0;
     o->quiet = 0;
+    o->fresh = 0;
     o->script = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -128,6 +130,8 @@ static int parse_options(int argc, char **argv, options *o)
             return 1;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             o->quiet = 1;
+        } else if (strcmp(a, "--fresh") == 0) {
+            o->fresh = 1;
         } else if (is_option(a, "--seed")) {
             if (parse_long(option_value(argc, argv, &i, "--seed"), &v) != 0 || v < 0) {
                 fprintf(stderr, "%s: --seed needs an integer from 0 to %lld\n", progname, LLONG_MAX);
@@ -183,6 +187,8 @@ static void create_engine_table(lua_State *L, const options *o, const char *scri
     lua_setfield(L, -2, "threads");
     lua_pushboolean(L, o->quiet);
     lua_setfield(L, -2, "quiet");
+    lua_pushboolean(L, o->fresh);
+    lua_setfield(L, -2, "fresh");
     lua_pushstring(L, script);
     lua_setfield(L, -2, "script");
     char digest[SHA256_DIGEST_STRING_LENGTH]; /* results record which experiment file made them */

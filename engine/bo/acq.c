@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "bo/bo_qmc.h"
+#include "bo/bo_num.h"
+#include "core/blas_serial.h"
 #include "core/err.h"
 
 static const char *const names[] = {"ei", "ei_c", "pi", "pi_c", "nei", "lcb"};
@@ -30,6 +32,15 @@ void acq_defaults(acq_options *o)
 {
     o->kappa = 2.0;
     o->nei_samples = 128;
+}
+
+int acq_options_check(const acq_options *o)
+{
+    if (!(o->kappa >= 0 && isfinite(o->kappa)))
+        return err_set("'kappa' must be a finite number >= 0, got %s", BO_NUM(o->kappa));
+    if (o->nei_samples < 1)
+        return err_set("'samples' must be >= 1, got %d", o->nei_samples);
+    return 0;
 }
 
 static const double LOG_SQRT_2PI = 0.91893853320467274178;
@@ -193,7 +204,19 @@ done:
     return rc;
 }
 
+static acq *create(const gp *g, acq_kind kind, const acq_options *o, uint64_t seed);
+
 acq *acq_new(const gp *g, acq_kind kind, const acq_options *o, uint64_t seed)
+{
+    if (acq_options_check(o) != 0)
+        return NULL;
+    int threads = blas_serial_begin();
+    acq *a = create(g, kind, o, seed);
+    blas_serial_end(threads);
+    return a;
+}
+
+static acq *create(const gp *g, acq_kind kind, const acq_options *o, uint64_t seed)
 {
     if (!g->ready) {
         err_set("the GP must be updated before building an acquisition");
@@ -214,8 +237,6 @@ acq *acq_new(const gp *g, acq_kind kind, const acq_options *o, uint64_t seed)
     a->g = g;
     a->kind = kind;
     a->o = *o;
-    if (a->o.nei_samples < 1)
-        a->o.nei_samples = 1;
     a->n = g->n;
     a->d = g->d;
     a->var_floor = 1e-12 * g->outputscale;
@@ -364,5 +385,24 @@ double acq_eval(acq *a, const double *x, double *grad)
     }
     case ACQ_NEI: break;
     }
+    return 0;
+}
+
+int acq_values(acq *a, int m, const double *X, double y_mean, double y_sd, double *out)
+{
+    for (size_t i = 0; i < (size_t)m * a->d; i++)
+        if (!isfinite(X[i]))
+            return err_set("point %zu, coordinate %zu is not a finite number", i / a->d + 1, i % a->d + 1);
+    int threads = blas_serial_begin();
+    for (int i = 0; i < m; i++) {
+        double v = acq_eval(a, X + (size_t)i * a->d, NULL);
+        if (a->kind == ACQ_LCB)
+            out[i] = y_mean - y_sd * v; /* v = kappa sigma - mu */
+        else if (a->kind == ACQ_PI || a->kind == ACQ_PI_C)
+            out[i] = exp(v);
+        else
+            out[i] = y_sd * exp(v);
+    }
+    blas_serial_end(threads);
     return 0;
 }

@@ -24,6 +24,9 @@ typedef struct acq_options {
 } acq_options;
 
 void acq_defaults(acq_options *o);
+/* -1 with err_set naming the option key ('kappa', 'samples') unless kappa is finite and >= 0 and
+ * samples >= 1. */
+int acq_options_check(const acq_options *o);
 
 /* h(u) = phi(u) + u Phi(u), so that EI = sigma h((best - mu) / sigma): log h(u) without cancellation
  * or underflow for any u, and the ratios phi/h and Phi/h (for gradients) when not NULL. */
@@ -34,12 +37,18 @@ double acq_log_Phi(double u, double *dlog);
 typedef struct acq acq;
 
 /* Prepares an acquisition on g (which must stay alive and unchanged); seed drives noisy EI's samples.
- * NULL with err_set on failure. */
+ * NULL with err_set on bad options or failure. */
 acq *acq_new(const gp *g, acq_kind kind, const acq_options *o, uint64_t seed);
 void acq_free(acq *a);
 
 /* The value to maximize at x (d coordinates, the GP's units) and, when grad is not NULL, its gradient. */
 double acq_eval(acq *a, const double *x, double *grad);
+
+/* The acquisition at m points (row-major, the GP's units) as a user reads it, for a GP of
+ * standardized observations y = y_mean + y_sd * y_gp (0 and 1 for a GP in the caller's units): EI,
+ * EI_C and noisy EI in y units, PI and PI_C as probabilities, LCB as the lower confidence bound.
+ * -1 with err_set for a point that is not finite. */
+int acq_values(acq *a, int m, const double *X, double y_mean, double y_sd, double *out);
 
 /* Index of the incumbent: the evaluated point with the lowest posterior mean. */
 int acq_incumbent(const acq *a);

@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bo/bo_num.h"
 #include "bo/bo_qmc.h"
-#include "core/blas_serial.h"
+#include "bo/bo_space.h"
+#include "bo/bo_strategy.h"
 #include "core/err.h"
 #include "core/rng.h"
 
@@ -14,8 +16,8 @@ enum { STREAM_DESIGN = 0x64657369, STREAM_FIT = 1, STREAM_ACQ = 2, STREAM_ACQOPT
 
 struct bo {
     bo_options o;
-    double *lower, *upper;
-    int *levels; /* integer dimensions: number of steps between the bounds; 0 continuous */
+    bo_space space;
+    int *levels; /* space.levels: integer dimensions' steps between the bounds, 0 continuous */
     int n, cap;
     double *X, *U, *y, *se; /* caller units, unit cube, observations, standard errors (NaN unknown) */
     gp *model;
@@ -40,48 +42,41 @@ void bo_defaults(bo_options *o, int d, const double *lower, const double *upper)
     o->seed = 1;
 }
 
+int bo_options_check(const bo_options *o)
+{
+    if (o->init < 0)
+        return err_set("'init' must be >= 0 (0: the default, min(3 d, 30)), got %d", o->init);
+    if (o->fit.restarts < 0)
+        return err_set("'fit_restarts' must be >= 0, got %d", o->fit.restarts);
+    if (o->learn_noise < -1 || o->learn_noise > 1)
+        return err_set("learn_noise must be -1 (when some se is unknown), 0 or 1, got %d", o->learn_noise);
+    if (acq_options_check(&o->acq) != 0 || acqopt_options_check(&o->opt) != 0 || gp_prior_check(&o->fit.prior) != 0)
+        return -1;
+    if (o->fit.maxeval < 1)
+        return err_set("the GP fit's maxeval must be >= 1, got %d", o->fit.maxeval);
+    return 0;
+}
+
 bo *bo_new(const bo_options *o)
 {
-    int d = o->d;
-    if (d < 1 || d > 10000) {
-        err_set("the number of dimensions must be between 1 and 10000, got %d", d);
+    if (bo_options_check(o) != 0)
         return NULL;
-    }
-    for (int j = 0; j < d; j++) {
-        if (!isfinite(o->lower[j]) || !isfinite(o->upper[j]) || !(o->lower[j] < o->upper[j])) {
-            err_set("bounds %d: need finite lower < upper, got [%g, %g]", j + 1, o->lower[j], o->upper[j]);
-            return NULL;
-        }
-        if (o->integer && o->integer[j] && (o->lower[j] != floor(o->lower[j]) || o->upper[j] != floor(o->upper[j]))) {
-            err_set("bounds %d: an integer dimension needs integer bounds, got [%g, %g]", j + 1, o->lower[j],
-                    o->upper[j]);
-            return NULL;
-        }
-    }
     bo *b = calloc(1, sizeof *b);
     if (!b) {
         err_set("out of memory");
         return NULL;
     }
-    b->o = *o;
-    b->lower = malloc((size_t)d * sizeof *b->lower);
-    b->upper = malloc((size_t)d * sizeof *b->upper);
-    b->levels = calloc((size_t)d, sizeof *b->levels);
-    if (!b->lower || !b->upper || !b->levels) {
-        bo_free(b);
-        err_set("out of memory");
+    if (bo_space_init(&b->space, o->d, o->lower, o->upper, o->integer) != 0) {
+        free(b);
         return NULL;
     }
-    memcpy(b->lower, o->lower, (size_t)d * sizeof *b->lower);
-    memcpy(b->upper, o->upper, (size_t)d * sizeof *b->upper);
-    for (int j = 0; j < d; j++)
-        if (o->integer && o->integer[j])
-            b->levels[j] = (int)(o->upper[j] - o->lower[j]);
-    b->o.lower = b->lower;
-    b->o.upper = b->upper;
+    b->o = *o;
+    b->levels = b->space.levels;
+    b->o.lower = b->space.lower;
+    b->o.upper = b->space.upper;
     b->o.integer = NULL;
     if (b->o.init <= 0)
-        b->o.init = 3 * d < 30 ? 3 * d : 30;
+        b->o.init = 3 * o->d < 30 ? 3 * o->d : 30;
     b->last_acq = NAN;
     return b;
 }
@@ -90,9 +85,7 @@ void bo_free(bo *b)
 {
     if (!b)
         return;
-    free(b->lower);
-    free(b->upper);
-    free(b->levels);
+    bo_space_free(&b->space);
     free(b->X);
     free(b->U);
     free(b->y);
@@ -109,42 +102,15 @@ double bo_y(const bo *b, int i) { return b->y[i]; }
 double bo_se(const bo *b, int i) { return b->se[i]; }
 double bo_last_acquisition(const bo *b) { return b->last_acq; }
 
-/* caller units -> unit cube, integer dimensions rounded */
-static void to_unit(const bo *b, const double *x, double *u)
-{
-    for (int j = 0; j < b->o.d; j++) {
-        double v = (x[j] - b->lower[j]) / (b->upper[j] - b->lower[j]);
-        u[j] = v;
-    }
-    acqopt_round(b->o.d, b->levels, u);
-}
-
-static void from_unit(const bo *b, const double *u, double *x)
-{
-    for (int j = 0; j < b->o.d; j++) {
-        double v = u[j] < 0 ? 0 : u[j] > 1 ? 1 : u[j];
-        if (b->levels[j] > 0)
-            x[j] = b->lower[j] + round(v * b->levels[j]);
-        else
-            x[j] = b->lower[j] + v * (b->upper[j] - b->lower[j]);
-        if (x[j] > b->upper[j])
-            x[j] = b->upper[j];
-    }
-}
-
 int bo_tell(bo *b, const double *x, double y, double se)
 {
     int d = b->o.d;
     if (!isfinite(y))
-        return err_set("the observation must be a finite number, got %g", y);
+        return err_set("the observation must be a finite number, got %s", BO_NUM(y));
     if (isfinite(se) && se < 0)
         return err_set("the standard error must be >= 0, got %g", se);
-    for (int j = 0; j < d; j++) {
-        double slack = 1e-9 * (b->upper[j] - b->lower[j]);
-        if (!(x[j] >= b->lower[j] - slack && x[j] <= b->upper[j] + slack))
-            return err_set("coordinate %d = %g is outside the bounds [%g, %g]", j + 1, x[j], b->lower[j],
-                           b->upper[j]);
-    }
+    if (bo_space_check(&b->space, x) != 0)
+        return -1;
     if (b->n == b->cap) {
         int cap = b->cap ? 2 * b->cap : 32;
         double *X = realloc(b->X, (size_t)cap * d * sizeof *X);
@@ -163,12 +129,8 @@ int bo_tell(bo *b, const double *x, double y, double se)
             return err_set("out of memory recording evaluation %d", b->n + 1);
         b->cap = cap;
     }
-    double *u = b->U + (size_t)b->n * d;
-    to_unit(b, x, u);
-    from_unit(b, u, b->X + (size_t)b->n * d); /* rounds integer coordinates, keeps the rest */
-    for (int j = 0; j < d; j++)
-        if (b->levels[j] == 0)
-            b->X[(size_t)b->n * d + j] = x[j] < b->lower[j] ? b->lower[j] : x[j] > b->upper[j] ? b->upper[j] : x[j];
+    bo_space_snap(&b->space, x, b->X + (size_t)b->n * d);
+    bo_space_to_unit(&b->space, b->X + (size_t)b->n * d, b->U + (size_t)b->n * d);
     b->y[b->n] = y;
     b->se[b->n] = isfinite(se) ? se : NAN;
     b->n++;
@@ -176,19 +138,7 @@ int bo_tell(bo *b, const double *x, double y, double se)
 }
 
 /* The GP of the current history (unit cube, standardized y), fitted once per history length. */
-static int model_fit(bo *b);
-
 static int model(bo *b)
-{
-    if (b->model && b->model_n == b->n)
-        return 0;
-    int threads = blas_serial_begin();
-    int rc = model_fit(b);
-    blas_serial_end(threads);
-    return rc;
-}
-
-static int model_fit(bo *b)
 {
     int n = b->n, d = b->o.d;
     if (b->model && b->model_n == n)
@@ -252,53 +202,59 @@ static int is_evaluated(const bo *b, const double *u)
     return 0;
 }
 
+/* The design: Sobol points n, n+1, ... (randomized by the seed), skipping evaluated ones. 1 when
+ * u holds one, 0 when there is none left (a small integer domain), -1 on error. */
+static int design_point(bo *b, double *u)
+{
+    int d = b->o.d, n = b->n, found = 0;
+    bo_qmc *q = bo_qmc_new(d, rng_derive_seed(b->o.seed, STREAM_DESIGN));
+    if (!q)
+        return -1;
+    for (int k = 0; k < n; k++)
+        bo_qmc_next(q, u);
+    for (int k = 0; k < 10000 && !found; k++) {
+        bo_qmc_next(q, u);
+        acqopt_round(d, b->levels, u);
+        found = !is_evaluated(b, u);
+    }
+    bo_qmc_free(q);
+    return found;
+}
+
+/* The maximizer of the acquisition on the GP of the history. */
+static int model_point(bo *b, double *u)
+{
+    int n = b->n;
+    if (model(b) != 0)
+        return -1;
+    uint64_t s = rng_derive_seed(b->o.seed, (uint64_t)n);
+    acq *a = acq_new(b->model, b->o.acquisition, &b->o.acq, rng_derive_seed(s, STREAM_ACQ));
+    if (!a)
+        return -1;
+    int rc = acqopt_maximize(a, b->o.d, b->levels, b->U, n, &b->o.opt, rng_derive_seed(s, STREAM_ACQOPT), u,
+                             &b->last_acq);
+    acq_free(a);
+    return rc;
+}
+
 int bo_ask(bo *b, double *x)
 {
-    int d = b->o.d, n = b->n;
-    double *u = malloc((size_t)d * sizeof *u);
+    double *u = malloc((size_t)b->o.d * sizeof *u);
     if (!u)
         return err_set("out of memory");
-    int rc = -1, threads = blas_serial_begin();
     b->last_acq = NAN;
-    int design = n < b->o.init || n == 0;
-    if (design) {
-        /* the design: Sobol points n, n+1, ... (randomized by the seed), skipping evaluated ones */
-        bo_qmc *q = bo_qmc_new(d, rng_derive_seed(b->o.seed, STREAM_DESIGN));
-        if (!q)
-            goto done;
-        for (int k = 0; k < n; k++)
-            bo_qmc_next(q, u);
-        design = 0;
-        for (int k = 0; k < 10000 && !design; k++) {
-            bo_qmc_next(q, u);
-            acqopt_round(d, b->levels, u);
-            design = !is_evaluated(b, u);
-        }
-        bo_qmc_free(q);
-        if (!design && n == 0) {
-            err_set("no design point found");
-            goto done;
-        }
-        rc = design ? 0 : -1; /* no fresh design point (a small integer domain): ask the model */
+    int rc = 0;
+    if (b->n < b->o.init || b->n == 0) {
+        rc = design_point(b, u);
+        if (rc == 0 && b->n == 0)
+            rc = err_set("no design point found");
     }
-    if (!design) {
-        if (model(b) != 0)
-            goto done;
-        uint64_t s = rng_derive_seed(b->o.seed, (uint64_t)n);
-        acq *a = acq_new(b->model, b->o.acquisition, &b->o.acq, rng_derive_seed(s, STREAM_ACQ));
-        if (!a)
-            goto done;
-        rc = acqopt_maximize(a, d, b->levels, b->U, n, &b->o.opt, rng_derive_seed(s, STREAM_ACQOPT), u,
-                             &b->last_acq);
-        acq_free(a);
-        if (rc != 0)
-            goto done;
-    }
-    from_unit(b, u, x);
-done:
-    blas_serial_end(threads);
+    if (rc == 0) /* past the design, or no fresh design point left: ask the model */
+        rc = model_point(b, u) == 0 ? 1 : -1;
+    if (rc > 0)
+        bo_space_from_unit(&b->space, u, x);
     free(u);
-    return rc;
+    return rc > 0 ? 0 : -1;
 }
 
 int bo_best(bo *b, bo_best_point *out)
@@ -335,7 +291,7 @@ static double *points_to_unit(const bo *b, int m, const double *X)
         return NULL;
     }
     for (int i = 0; i < m; i++)
-        to_unit(b, X + (size_t)i * b->o.d, U + (size_t)i * b->o.d);
+        bo_space_to_unit(&b->space, X + (size_t)i * b->o.d, U + (size_t)i * b->o.d);
     return U;
 }
 
@@ -370,19 +326,10 @@ int bo_acquisition(bo *b, int m, const double *X, double *values)
         free(U);
         return -1;
     }
-    acq_kind k = b->o.acquisition;
-    for (int i = 0; i < m; i++) {
-        double v = acq_eval(a, U + (size_t)i * b->o.d, NULL);
-        if (k == ACQ_LCB)
-            values[i] = b->ymean - b->ysd * v;
-        else if (k == ACQ_PI || k == ACQ_PI_C)
-            values[i] = exp(v);
-        else
-            values[i] = b->ysd * exp(v);
-    }
+    int rc = acq_values(a, m, U, b->ymean, b->ysd, values);
     acq_free(a);
     free(U);
-    return 0;
+    return rc;
 }
 
 const gp *bo_model(bo *b) { return model(b) == 0 ? b->model : NULL; }
@@ -392,3 +339,30 @@ void bo_y_scale(const bo *b, double *mean, double *sd)
     *mean = b->ymean;
     *sd = b->ysd;
 }
+
+/* ---- Bayesian optimization as a proposal strategy of the session */
+
+static void *strategy_create(const bo_options *o) { return bo_new(o); }
+static void strategy_destroy(void *state) { bo_free(state); }
+
+static int strategy_ask(void *state, int64_t number, double *x)
+{
+    bo *b = state;
+    if (number != (int64_t)b->n + 1)
+        return err_set("BO proposes the evaluation that follows the %d told ones, not number %lld", b->n,
+                       (long long)number);
+    return bo_ask(b, x);
+}
+
+static int strategy_tell(void *state, const double *x, double y, double se) { return bo_tell(state, x, y, se); }
+static int strategy_best(void *state, bo_best_point *out) { return bo_best(state, out); }
+
+const bo_strategy bo_strategy_bo = {
+    .name = "bo",
+    .uses_acquisition = 1,
+    .create = strategy_create,
+    .destroy = strategy_destroy,
+    .ask = strategy_ask,
+    .tell = strategy_tell,
+    .best = strategy_best,
+};

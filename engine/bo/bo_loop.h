@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "bo/acq.h"
-#include "bo/acq_opt.h"
+#include "bo/acqopt.h"
 #include "bo/gp_fit.h"
 
 typedef struct bo_options {
@@ -30,9 +30,14 @@ typedef struct bo_options {
 
 void bo_defaults(bo_options *o, int d, const double *lower, const double *upper);
 
+/* The checks of bo_new on everything but the bounds (bo_space_init checks those): -1 with err_set
+ * naming the option key at fault ('init', 'kappa', 'samples', 'raw_samples', 'restarts',
+ * 'fit_restarts', 'min_distance', 'priors.lengthscale'...). */
+int bo_options_check(const bo_options *o);
+
 typedef struct bo bo;
 
-/* NULL with err_set on bad options (bounds, integer bounds) or out of memory. */
+/* NULL with err_set on bad options (bo_options_check, bo_space_init) or out of memory. */
 bo *bo_new(const bo_options *o);
 void bo_free(bo *b);
 
@@ -41,7 +46,7 @@ void bo_free(bo *b);
 int bo_ask(bo *b, double *x);
 
 /* Records an evaluation; se is the standard error of y (NaN: unknown). Integer coordinates are
- * rounded. -1 with err_set for a point outside the bounds or a y that is not finite. */
+ * rounded (bo_space_snap). -1 with err_set for a point outside the bounds or a y that is not finite. */
 int bo_tell(bo *b, const double *x, double y, double se);
 
 int bo_count(const bo *b);

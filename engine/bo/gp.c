@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bo/bo_num.h"
+#include "core/blas_serial.h"
 #include "core/err.h"
 
 gp *gp_new(int n, int d, const double *X, const double *y, const double *noise, gp_kernel_kind kernel)
@@ -20,12 +22,13 @@ gp *gp_new(int n, int d, const double *X, const double *y, const double *noise, 
             return NULL;
         }
         if (noise && !(noise[i] >= 0 && isfinite(noise[i]))) {
-            err_set("noise variance %d must be a finite number >= 0", i + 1);
+            err_set("noise variance %d %s (%s)", i + 1, noise[i] < 0 ? "is negative" : "is not a finite number",
+                    BO_NUM(noise[i]));
             return NULL;
         }
         for (int j = 0; j < d; j++)
             if (!isfinite(X[(size_t)i * d + j])) {
-                err_set("input %d, coordinate %d is not a finite number", i + 1, j + 1);
+                err_set("point %d, coordinate %d is not a finite number", i + 1, j + 1);
                 return NULL;
             }
     }
@@ -171,17 +174,38 @@ static int try_cholesky(gp *g, double jitter)
     return LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'L', n, g->L, n) == 0 ? 0 : -1;
 }
 
-int gp_update(gp *g)
+/* The hyperparameters as a user may set them: each message names the one at fault. */
+static int check_hyperparameters(const gp *g)
 {
-    int n = g->n;
-    g->ready = 0;
+    if (!isfinite(g->mean))
+        return err_set("the mean must be a finite number, got %s", BO_NUM(g->mean));
     if (!(g->outputscale > 0 && isfinite(g->outputscale)))
-        return err_set("the outputscale must be a positive number, got %g", g->outputscale);
+        return err_set("the outputscale must be a positive number, got %s", BO_NUM(g->outputscale));
     for (int j = 0; j < g->d; j++)
         if (!(g->lengthscale[j] > 0 && isfinite(g->lengthscale[j])))
-            return err_set("lengthscale %d must be a positive number, got %g", j + 1, g->lengthscale[j]);
+            return err_set("lengthscale %d must be a positive number, got %s", j + 1, BO_NUM(g->lengthscale[j]));
     if (g->learn_noise && !(g->noise_level >= 0 && isfinite(g->noise_level)))
-        return err_set("the noise level must be a number >= 0, got %g", g->noise_level);
+        return err_set("the noise level must be a number >= 0, got %s", BO_NUM(g->noise_level));
+    return 0;
+}
+
+static int update(gp *g);
+
+/* Every public entry that calls BLAS runs it on one thread (core/blas_serial.h says why). */
+int gp_update(gp *g)
+{
+    g->ready = 0;
+    if (check_hyperparameters(g) != 0)
+        return -1;
+    int threads = blas_serial_begin();
+    int rc = update(g);
+    blas_serial_end(threads);
+    return rc;
+}
+
+static int update(gp *g)
+{
+    int n = g->n;
     build_kernel(g);
     double scale = 0;
     for (int i = 0; i < n; i++)
@@ -208,7 +232,17 @@ int gp_update(gp *g)
     return 0;
 }
 
+static int lml_grad(gp *g, double *grad);
+
 int gp_lml_grad(gp *g, double *grad)
+{
+    int threads = blas_serial_begin();
+    int rc = lml_grad(g, grad);
+    blas_serial_end(threads);
+    return rc;
+}
+
+static int lml_grad(gp *g, double *grad)
 {
     int n = g->n, d = g->d;
     /* W = alpha alpha^T - K_y^-1 (lower triangle); dLML/dtheta = 1/2 tr(W dK/dtheta) */
@@ -257,7 +291,20 @@ int gp_lml_grad(gp *g, double *grad)
     return 0;
 }
 
+static int predict(const gp *g, int m, const double *Xs, double *mu, double *var, double *cov);
+
 int gp_predict(const gp *g, int m, const double *Xs, double *mu, double *var, double *cov)
+{
+    for (size_t i = 0; i < (size_t)m * g->d; i++)
+        if (!isfinite(Xs[i]))
+            return err_set("point %zu, coordinate %zu is not a finite number", i / g->d + 1, i % g->d + 1);
+    int threads = blas_serial_begin();
+    int rc = predict(g, m, Xs, mu, var, cov);
+    blas_serial_end(threads);
+    return rc;
+}
+
+static int predict(const gp *g, int m, const double *Xs, double *mu, double *var, double *cov)
 {
     int n = g->n, d = g->d;
     double *Ks = malloc((size_t)n * m * sizeof *Ks);

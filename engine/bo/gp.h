@@ -36,7 +36,9 @@ gp *gp_new(int n, int d, const double *X, const double *y, const double *noise, 
 void gp_free(gp *g);
 
 /* Builds K_y and factorizes it (jitter ladder: none, then 1e-10 .. 1e-1 of the mean diagonal),
- * computes alpha and the log marginal likelihood. -1 with err_set when nothing works. */
+ * computes alpha and the log marginal likelihood. -1 with err_set for a hyperparameter that is not
+ * a finite number (or not positive where it must be), or when nothing works. gp_update, gp_lml_grad
+ * and gp_predict run OpenBLAS on one thread (core/blas_serial.h). */
 int gp_update(gp *g);
 
 /* Keeps the squared coordinate differences of all pairs of inputs (n (n - 1) / 2 x d doubles), which
@@ -54,7 +56,8 @@ void gp_set_theta(gp *g, const double *theta);
 int gp_lml_grad(gp *g, double *grad);
 
 /* Noise-free posterior at m points: mean, variance (clamped at 0) and, when cov is not NULL, the
- * m x m covariance. Any of mu, var may be NULL. -1 on out of memory. */
+ * m x m covariance. Any of mu, var may be NULL. -1 with err_set for a point that is not finite or
+ * on out of memory. */
 int gp_predict(const gp *g, int m, const double *Xs, double *mu, double *var, double *cov);
 
 /* The posterior at one point with gradients with respect to the point, for acquisition functions. */

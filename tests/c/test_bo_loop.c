@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bo/acq_opt.h"
+#include "bo/acqopt.h"
 #include "bo/bo_functions.h"
 #include "bo/bo_loop.h"
 #include "core/err.h"

@@ -1,9 +1,9 @@
-/* acq_opt: maximizes an acquisition over the unit cube: quasi-random raw samples, then multi-start
+/* acqopt: maximizes an acquisition over the unit cube: quasi-random raw samples, then multi-start
  * L-BFGS in the box (NLopt) from the best of them, or NLopt's DIRECT-L followed by L-BFGS. Integer
  * dimensions are rounded (the acquisition is evaluated at the rounded point), and a point within
  * min_distance of an evaluated one is never returned. */
-#ifndef BOENGINE_ACQ_OPT_H
-#define BOENGINE_ACQ_OPT_H
+#ifndef BOENGINE_ACQOPT_H
+#define BOENGINE_ACQOPT_H
 
 #include <stdint.h>
 
@@ -21,6 +21,9 @@ typedef struct acqopt_options {
 } acqopt_options;
 
 void acqopt_defaults(acqopt_options *o);
+/* -1 with err_set naming the option key ('raw_samples', 'restarts', 'min_distance') unless
+ * raw_samples >= 1, restarts >= 0 and min_distance is finite and >= 0. */
+int acqopt_options_check(const acqopt_options *o);
 /* "lbfgs" or "direct"; -1 with err_set otherwise. */
 int acqopt_parse_method(const char *name, acqopt_method *out);
 
