@@ -445,7 +445,7 @@ static int open_locked(const char *path, int create)
             int e = errno;
             close(fd);
             if (e == EWOULDBLOCK)
-                return err_set("%s is in use by another process (it holds the journal's lock)", path);
+                return err_set("%s is in use by another process or optimizer (it holds the journal's lock)", path);
             return err_set("%s: cannot lock: %s", path, strerror(e));
         }
         if (stat(path, &there) == 0 && there.st_ino == here.st_ino && there.st_dev == here.st_dev)

@@ -13,13 +13,13 @@
 #include "core/log.h"
 
 struct bo_session {
-    bo_options o; /* the checked settings (bounds pointing into space) */
+    bo_options o; /* the checked settings, its bounds and integer flags pointing at those below */
     bo_space space;
+    int *integer;
     const bo_strategy *strategy;
     void *state;
     int stale; /* the state missed a tell (out of memory): rebuilt from the history before use */
     bo_journal *journal;
-    char *journal_path;
     bo_record *records;
     int count, cap, resumed;
     /* the cached proposal for the next evaluation */
@@ -199,7 +199,7 @@ static int open_journal(bo_session *s, const bo_session_config *c)
         .d = s->o.d,
         .lower = s->space.lower,
         .upper = s->space.upper,
-        .integer = c->integer,
+        .integer = s->integer,
         .seed = s->o.seed,
         .strategy = s->strategy->name,
         .acquisition = s->strategy->uses_acquisition ? acq_name(s->o.acquisition) : NULL,
@@ -212,8 +212,6 @@ static int open_journal(bo_session *s, const bo_session_config *c)
     int flags = (c->fresh ? BO_JOURNAL_FRESH : 0) | (force ? BO_JOURNAL_FORCE : 0);
     bo_record *recs;
     int n;
-    if (!(s->journal_path = strdup(c->journal)))
-        return err_set("out of memory");
     if (!(s->journal = bo_journal_open(c->journal, &h, flags, &recs, &n)))
         return err_prefix("journal");
     if (bo_journal_forced(s->journal))
@@ -250,19 +248,21 @@ bo_session *bo_session_open(const bo_session_config *c)
     }
     s->o.lower = s->space.lower;
     s->o.upper = s->space.upper;
-    s->o.integer = c->integer; /* read by create only, during this call */
+    s->integer = malloc((size_t)c->d * sizeof *s->integer);
     s->asked_x = malloc((size_t)c->d * sizeof *s->asked_x);
     s->run_x = malloc((size_t)c->d * sizeof *s->run_x);
     s->tell_x = malloc((size_t)c->d * sizeof *s->tell_x);
-    if (!s->asked_x || !s->run_x || !s->tell_x) {
+    if (!s->integer || !s->asked_x || !s->run_x || !s->tell_x) {
         err_set("out of memory");
         goto fail;
     }
+    for (int j = 0; j < c->d; j++) /* kept: a rebuilt strategy needs them again */
+        s->integer[j] = s->space.levels[j] > 0;
+    s->o.integer = s->integer;
     if (!(s->state = s->strategy->create(&s->o)))
         goto fail;
     if (c->journal && open_journal(s, c) != 0)
         goto fail;
-    s->o.integer = NULL;
     return s;
 fail:
     bo_session_free(s);
@@ -284,7 +284,7 @@ void bo_session_free(bo_session *s)
         s->strategy->destroy(s->state);
     bo_records_free(s->records, s->count);
     bo_space_free(&s->space);
-    free(s->journal_path);
+    free(s->integer);
     free(s->asked_x);
     free(s->run_x);
     free(s->tell_x);

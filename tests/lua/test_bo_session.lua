@@ -116,6 +116,8 @@ tap.is(leftovers, "j.jsonl\n", "and leaves no temporary file")
 -- one process per journal: a second one is refused while the first holds it
 local lj = dir .. "/lock.jsonl"
 local held = bo.optimizer{bounds = {{0, 1}}, init = 3, seed = 3, strategy = "sobol", journal = lj}
+tap.dies("is in use by another process or optimizer", "a second optimizer of the same script is refused too",
+         bo.optimizer, {bounds = {{0, 1}}, init = 3, seed = 3, strategy = "sobol", journal = lj})
 local ok8, _, err8 = run(lj, 3, "sobol", "force")
 tap.ok(not ok8 and err8:find("is in use by another process", 1, true), "a second process is refused: " .. err8)
 held:close()
