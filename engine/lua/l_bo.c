@@ -17,6 +17,7 @@
 
 #define GP_MT "boengine.bo.gp"
 #define OPT_MT "boengine.bo.optimizer"
+#define GUARD_MT "boengine.bo.journal_guard"
 
 /* ---------------------------------------------------------------- conversions */
 
@@ -721,8 +722,18 @@ static int opt_tostring(lua_State *L)
 /* ---------------------------------------------------------------- bo.minimize */
 
 /* The stack of l_minimize: its option table at 1, the optimizer at OPT, the info of the evaluation
- * being told at INFO. */
-enum { OPT = 2, INFO = 3 };
+ * being told at INFO, and GUARD, a to-be-closed value that closes the journal however the run ends
+ * (an error in f would otherwise keep its lock until the optimizer is collected). */
+enum { OPT = 2, INFO = 3, GUARD = 4 };
+
+static int guard_close(lua_State *L)
+{
+    bo_session **s = luaL_checkudata(L, 1, GUARD_MT);
+    if (*s)
+        bo_session_close_journal(*s);
+    *s = NULL;
+    return 0;
+}
 
 static int minimize_evaluate(void *ctx, int64_t number, const double *x, bo_outcome *out)
 {
@@ -780,6 +791,10 @@ static int l_minimize(lua_State *L)
                   .after_ctx = L};
     bo_session *s = push_optimizer(L, 1, "bo.minimize"); /* at OPT */
     lua_pushnil(L);                                      /* INFO */
+    bo_session **guard = lua_newuserdatauv(L, sizeof *guard, 0);
+    *guard = s;
+    luaL_setmetatable(L, GUARD_MT);
+    lua_toclose(L, GUARD);
     int stopped;
     if (bo_session_run(s, &run, &stopped) != 0)
         lb_lib_error(L);
@@ -885,6 +900,10 @@ int luaopen_bo(lua_State *L)
     lb_new_class(L, GP_MT, "gp", gp_meta, gp_methods);
     lua_pop(L, 1);
     lb_new_class(L, OPT_MT, "optimizer", opt_meta, opt_methods);
+    lua_pop(L, 1);
+    luaL_newmetatable(L, GUARD_MT);
+    lua_pushcfunction(L, guard_close);
+    lua_setfield(L, -2, "__close");
     lua_pop(L, 1);
     luaL_newlib(L, bo_funcs);
     lua_newtable(L);

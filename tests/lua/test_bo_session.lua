@@ -128,6 +128,13 @@ do
 end
 tap.ok(run(lj, 3, "sobol", "force"), "an optimizer closed by <close> releases its journal")
 
+local failing = dir .. "/failing.jsonl"
+ok = pcall(bo.minimize, {f = function(x, i) if i == 3 then error("boom") end return x[1] end, bounds = {{0, 1}},
+                         init = 3, iterations = 1, journal = failing})
+local again = bo.optimizer{bounds = {{0, 1}}, init = 3, journal = failing}
+tap.ok(not ok and again:count() == 2, "after an error in f the journal is released at once: a retry resumes it")
+again:close()
+
 -- a folder as journal
 tap.dies("is a folder, not a journal file", "a journal path that is a folder gets a clear message", bo.optimizer,
          {bounds = {{0, 1}}, journal = dir})
