@@ -18,7 +18,8 @@ struct bo_session {
     int *integer;
     const bo_strategy *strategy;
     void *state;
-    int stale; /* the state missed a tell (out of memory): rebuilt from the history before use */
+    int told;    /* the state holds the first `told` evaluations (all of them but after a failure or ...) */
+    int partial; /* ... a re-scoring of the first ones only, which the model readers see as it is */
     bo_journal *journal;
     bo_record *records;
     int count, cap, resumed;
@@ -128,11 +129,12 @@ static int check_outcome(const bo_outcome *o, const char *y_name, const char *se
     return 0;
 }
 
-/* A new state of the strategy, told the history with the observations ys (NULL: the recorded ones). */
-static void *rebuild(bo_session *s, const bo_outcome *ys)
+/* A new state of the strategy, told the first n evaluations with the observations ys (NULL: the
+ * recorded ones). */
+static void *rebuild(bo_session *s, int n, const bo_outcome *ys)
 {
     void *state = s->strategy->create(&s->o);
-    for (int i = 0; state && i < s->count; i++) {
+    for (int i = 0; state && i < n; i++) {
         double y = ys ? ys[i].y : s->records[i].y;
         double se = ys ? (ys[i].has_se ? ys[i].se : NAN) : s->records[i].se;
         if (s->strategy->tell(state, s->records[i].x, y, se) != 0) {
@@ -143,16 +145,19 @@ static void *rebuild(bo_session *s, const bo_outcome *ys)
     return state;
 }
 
-static int fresh_state(bo_session *s)
+/* Brings the strategy up to the whole history, unless a partial re-scoring left it holding the first
+ * evaluations and the caller only reads the model (full = 0). */
+static int sync_state(bo_session *s, int full)
 {
-    if (!s->stale)
+    if (s->told == s->count || (!full && s->partial))
         return 0;
-    void *state = rebuild(s, NULL);
+    void *state = rebuild(s, s->count, NULL);
     if (!state)
         return -1;
     s->strategy->destroy(s->state);
     s->state = state;
-    s->stale = 0;
+    s->told = s->count;
+    s->partial = 0;
     return 0;
 }
 
@@ -184,10 +189,11 @@ static int record(bo_session *s, const double *x, double y, double se, double se
     s->count++;
     s->asked = 0;
     /* recorded (and journaled): a strategy that cannot take it now is rebuilt before the next use */
-    if (!s->stale && s->strategy->tell(s->state, r->x, y, se) != 0) {
-        s->stale = 1;
+    if (s->told != s->count - 1)
+        return 0;
+    if (s->strategy->tell(s->state, r->x, y, se) != 0)
         return err_prefix("evaluation %d is recorded, but the strategy could not take it", r->index);
-    }
+    s->told++;
     return 0;
 }
 
@@ -310,7 +316,7 @@ int bo_session_propose(bo_session *s, int64_t number, double *x)
 {
     if (number <= s->count)
         return err_set("proposal %lld is evaluation %lld, recorded already", (long long)number, (long long)number);
-    if (fresh_state(s) != 0)
+    if (sync_state(s, 1) != 0)
         return -1;
     return s->strategy->ask(s->state, number, x);
 }
@@ -336,7 +342,7 @@ int bo_session_tell(bo_session *s, const double *x, const bo_outcome *o, double 
     if (bo_space_check(&s->space, x) != 0 || check_outcome(o, "y", "the standard error") != 0)
         return -1;
     char *info = NULL;
-    if (o->info && !(info = bo_journal_json(o->info)))
+    if (sync_state(s, 1) != 0 || (o->info && !(info = bo_journal_json(o->info))))
         return -1;
     bo_space_snap(&s->space, x, s->tell_x);
     int rc = record(s, s->tell_x, o->y, o->has_se ? o->se : NAN, seconds, (double)time(NULL), info, 1);
@@ -350,13 +356,12 @@ int bo_session_best(bo_session *s, bo_best_point *out)
 {
     if (s->count == 0)
         return err_set("no evaluation yet");
-    if (s->strategy->best) {
-        if (fresh_state(s) != 0)
-            return -1;
+    if (sync_state(s, 0) != 0)
+        return -1;
+    if (s->strategy->best)
         return s->strategy->best(s->state, out);
-    }
     int k = 0;
-    for (int i = 1; i < s->count; i++)
+    for (int i = 1; i < s->told; i++)
         if (s->records[i].y < s->records[k].y)
             k = i;
     out->index = k;
@@ -371,19 +376,21 @@ bo *bo_session_bo(bo_session *s)
         err_set("strategy '%s' has no model", s->strategy->name);
         return NULL;
     }
-    return fresh_state(s) == 0 ? s->state : NULL;
+    return sync_state(s, 0) == 0 ? s->state : NULL;
 }
 
-int bo_session_rescore(bo_session *s, bo_rescore_fn fn, void *ctx)
+int bo_session_rescore(bo_session *s, int n, bo_rescore_fn fn, void *ctx)
 {
-    if (s->rescored_cap < s->count) {
-        bo_outcome *r = realloc(s->rescored, (size_t)s->count * sizeof *r);
+    if (n < 1 || n > s->count)
+        return err_set("can re-score the first 1 to %d evaluations, not %d", s->count, n);
+    if (s->rescored_cap < n) {
+        bo_outcome *r = realloc(s->rescored, (size_t)n * sizeof *r);
         if (!r)
             return err_set("out of memory");
         s->rescored = r;
-        s->rescored_cap = s->count;
+        s->rescored_cap = n;
     }
-    for (int i = 0; i < s->count; i++) {
+    for (int i = 0; i < n; i++) {
         const bo_record *r = &s->records[i];
         bo_outcome *out = &s->rescored[i];
         *out = (bo_outcome){r->y, r->se, !isnan(r->se), NULL};
@@ -392,14 +399,15 @@ int bo_session_rescore(bo_session *s, bo_rescore_fn fn, void *ctx)
         if (check_outcome(out, "the re-scored y", "the re-scored standard error") != 0)
             return err_prefix("evaluation %d", i + 1);
     }
-    void *state = rebuild(s, s->rescored);
+    void *state = rebuild(s, n, s->rescored);
     if (!state)
         return err_prefix("rebuilding the strategy from the re-scored history");
     s->strategy->destroy(s->state);
     s->state = state;
-    s->stale = 0;
+    s->told = n;
+    s->partial = n < s->count;
     s->asked = 0;
-    for (int i = 0; i < s->count; i++) {
+    for (int i = 0; i < n; i++) {
         s->records[i].y = s->rescored[i].y;
         s->records[i].se = s->rescored[i].has_se ? s->rescored[i].se : NAN;
     }

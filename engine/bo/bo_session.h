@@ -88,12 +88,15 @@ int bo_session_best(bo_session *s, bo_best_point *out);
  * when the strategy has no model. */
 bo *bo_session_bo(bo_session *s);
 
-/* Re-scores the history: fn writes each record's new y and standard error (info is ignored), and
- * the strategy is rebuilt from the re-scored history as if those values had been told; nothing is
- * evaluated again (a Lagrangian's multiplier that changed: y_i = L_i + lambda R_i from the info).
- * All or nothing: on any failure (fn's -1, a value refused as by tell) the session is unchanged. */
+/* Re-scores the first n evaluations (n = bo_session_count for all): fn writes each record's new y
+ * and standard error (info is ignored), and the strategy is rebuilt from them as if those values had
+ * been told; nothing is evaluated again (a Lagrangian's multiplier that changed: y_i = L_i + lambda
+ * R_i from the info). With n below the count, the best point and the model (bo_session_bo) see the
+ * first n evaluations only, as a round of a run saw them; the next ask, propose or tell brings the
+ * strategy back to the whole history, the later evaluations with the values they had. All or
+ * nothing: on any failure (fn's -1, a value refused as by tell) the session is unchanged. */
 typedef int (*bo_rescore_fn)(void *ctx, const bo_record *r, bo_outcome *out);
-int bo_session_rescore(bo_session *s, bo_rescore_fn fn, void *ctx);
+int bo_session_rescore(bo_session *s, int n, bo_rescore_fn fn, void *ctx);
 
 /* Evaluates f at x, proposal `number`: fills out, or returns -1 with err_set to end the run. */
 typedef int (*bo_evaluate_fn)(void *ctx, int64_t number, const double *x, bo_outcome *out);

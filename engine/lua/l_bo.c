@@ -672,13 +672,13 @@ static int l_opt_model(lua_State *L)
     return 1;
 }
 
-/* optimizer:rescore(function(record) return y [, se] end): every evaluation re-scored, the model
- * rebuilt from them, nothing evaluated again. */
+/* optimizer:rescore(function(record) return y [, se] end [, n]): the first n evaluations (default
+ * all) re-scored and the model rebuilt from them, nothing evaluated again. */
 static int rescore_one(void *ctx, const bo_record *r, bo_outcome *out)
 {
     lua_State *L = ctx;
     lua_pushvalue(L, 2);
-    push_record(L, lua_touserdata(L, 3), r);
+    push_record(L, lua_touserdata(L, 4), r);
     lua_call(L, 1, 2);
     char what[96];
     snprintf(what, sizeof what, "the re-scoring function returned %s for evaluation %d", luaL_typename(L, -2),
@@ -690,11 +690,12 @@ static int rescore_one(void *ctx, const bo_record *r, bo_outcome *out)
 
 static int l_opt_rescore(lua_State *L)
 {
-    lua_settop(L, 2);
+    lua_settop(L, 3);
     bo_session *s = live_opt(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_pushlightuserdata(L, s); /* slot 3, for rescore_one */
-    if (bo_session_rescore(s, rescore_one, L) != 0)
+    lua_Integer n = luaL_optinteger(L, 3, bo_session_count(s));
+    lua_pushlightuserdata(L, s); /* slot 4, for rescore_one */
+    if (bo_session_rescore(s, n < 0 ? 0 : n > INT_MAX ? INT_MAX : (int)n, rescore_one, L) != 0)
         lb_lib_error(L);
     lua_settop(L, 1);
     return 1;

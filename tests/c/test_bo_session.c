@@ -282,11 +282,11 @@ static void check_rescore(const char *journal)
     bo_session_run(s, &run, &stopped);
     int n = bo_session_count(s);
     double y3 = bo_session_record(s, 2)->y;
-    tap_error(bo_session_rescore(s, rescore_fail_at_3, NULL) != 0, "re-scoring evaluation 3: no", NULL,
+    tap_error(bo_session_rescore(s, n, rescore_fail_at_3, NULL) != 0, "re-scoring evaluation 3: no", NULL,
               "a re-scoring that fails names the evaluation");
     tap_ok(bo_session_record(s, 2)->y == y3 && bo_session_record(s, 0)->y != -1, "and changes nothing");
     double lambda = 4.0;
-    tap_ok(bo_session_rescore(s, rescore_lambda, &lambda) == 0, "re-scoring for lambda = 4");
+    tap_ok(bo_session_rescore(s, n, rescore_lambda, &lambda) == 0, "re-scoring for lambda = 4");
     int calls = f.calls, same = 1;
     for (int i = 0; i < n; i++) {
         const bo_record *r = bo_session_record(s, i);
@@ -320,11 +320,68 @@ static void check_rescore(const char *journal)
     tap_ok(r && bo_session_record(r, 0)->y == part_L(bo_session_record(r, 0)->x) + part_R(bo_session_record(r, 0)->x),
            "the journal holds y as evaluated (lambda = 1)");
     double xr2[2];
-    tap_ok(r && bo_session_rescore(r, rescore_lambda, &lambda) == 0 && bo_session_ask(r, xr2, NULL) == 0 &&
+    tap_ok(r && bo_session_rescore(r, bo_session_count(r), rescore_lambda, &lambda) == 0 && bo_session_ask(r, xr2, NULL) == 0 &&
                memcmp(xs, xr2, sizeof xs) == 0,
            "resumed from the journal and re-scored, it asks the same point");
     bo_session_free(r);
     unlink(journal);
+}
+
+/* A loop told the first n evaluations of s, the first k of them with y = L + lambda R. */
+static bo *reference(bo_session *s, int n, int k, double lambda)
+{
+    static const int integer[2] = {0, 1};
+    bo_options o;
+    bo_defaults(&o, 2, lo2, hi2);
+    o.init = 4;
+    o.seed = 3;
+    o.opt.raw_samples = 128;
+    o.integer = integer;
+    bo *b = bo_new(&o);
+    for (int i = 0; i < n; i++) {
+        const bo_record *r = bo_session_record(s, i);
+        bo_tell(b, r->x, i < k ? part_L(r->x) + lambda * part_R(r->x) : r->y, r->se);
+    }
+    return b;
+}
+
+static void check_partial_rescore(void)
+{
+    static const int integer[2] = {0, 1};
+    bo_session_config c = config();
+    c.integer = integer;
+    objective f = {0, 0, 1.0, ""};
+    bo_run run = {.iterations = 5, .evaluate = evaluate, .evaluate_ctx = &f};
+    int stopped;
+    bo_session *s = bo_session_open(&c);
+    bo_session_run(s, &run, &stopped);
+    double lambda = 0.2, y9 = bo_session_record(s, 8)->y;
+    tap_error(bo_session_rescore(s, 10, rescore_lambda, &lambda) != 0, "first 1 to 9 evaluations, not 10", NULL,
+              "re-scoring more evaluations than recorded is refused");
+    tap_ok(bo_session_rescore(s, 6, rescore_lambda, &lambda) == 0, "re-scoring the first 6 of 9 evaluations");
+    tap_ok(bo_session_record(s, 5)->y == part_L(bo_session_record(s, 5)->x) + 0.2 * part_R(bo_session_record(s, 5)->x) &&
+               bo_session_record(s, 8)->y == y9,
+           "the first 6 hold their new y, the later ones keep theirs");
+    bo *six = reference(s, 6, 6, lambda);
+    bo_best_point bs, br;
+    double grid[4] = {0.1, 3, 0.6, 8}, ms[2], mr[2];
+    bo *model = bo_session_bo(s);
+    tap_ok(bo_session_best(s, &bs) == 0 && bo_best(six, &br) == 0 && bs.index == br.index && bs.mu == br.mu &&
+               bs.index < 6,
+           "the best point is that of the first 6 re-scored (evaluation %d)", bs.index + 1);
+    tap_ok(model && bo_predict(model, 2, grid, ms, NULL) == 0 && bo_predict(six, 2, grid, mr, NULL) == 0 &&
+               ms[0] == mr[0] && ms[1] == mr[1],
+           "and so is the model");
+    bo_free(six);
+    bo *all = reference(s, 9, 6, lambda);
+    double xs[2], xr[2];
+    tap_ok(bo_session_ask(s, xs, NULL) == 0 && bo_ask(all, xr) == 0 && memcmp(xs, xr, sizeof xs) == 0,
+           "the next ask is that of the whole history, the later evaluations with their own y");
+    bo_outcome o = {1, 0.01, 1, NULL};
+    tap_ok(bo_session_tell(s, xs, &o, NAN) == 0 && bo_session_count(s) == 10 && bo_session_best(s, &bs) == 0,
+           "and telling goes on");
+    bo_free(all);
+    bo_session_free(s);
 }
 
 /* ---- the baselines */
@@ -437,6 +494,7 @@ int main(void)
     check_run_errors();
     check_run_and_resume(journal);
     check_rescore(journal);
+    check_partial_rescore();
     check_bo_numbers();
     check_baseline("random", journal);
     check_baseline("sobol", journal);

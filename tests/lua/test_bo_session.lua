@@ -162,6 +162,13 @@ tap.dies("bad", "an error in the re-scoring function is raised as it is",
 tap.dies("the re-scoring function returned nil for evaluation 1", "a re-scoring function must return a number",
          opt.rescore, opt, function() end)
 tap.is(opt:history()[1].y, hist[1].y, "a failed re-scoring changes nothing")
+opt:rescore(function(rc) return rc.info.L end, 4)
+local first4 = bo.optimizer{bounds = {{0, 1}, {0, 4}}, init = 4, seed = 2, raw_samples = 64}
+for k = 1, 4 do first4:tell(hist[k].x, hist[k].info.L) end
+tap.is(opt:best().i, first4:best().i, "rescore(f, n): the best point of the first n re-scored")
+tap.is(opt:history()[5].y, hist[5].y, "the later evaluations keep their y")
+tap.dies("can re-score the first 1 to 7 evaluations, not 8", "n beyond the count is refused", opt.rescore, opt,
+         function(rc) return rc.y end, 8)
 
 os.execute("rm -rf " .. dir)
 tap.done()
