@@ -3,7 +3,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "bo/bo_num.h"
 #include "core/err.h"
+#include "core/rng.h"
 
 /* sinone: 0.5 sin(13x) sin(27x) + 0.5 on [0, 1] */
 static double sinone(int d, const double *x)
@@ -118,4 +120,19 @@ const bo_function *bo_function_find(const char *name)
             return f;
     err_set("unknown test function '%s' (known: sinone, branin, hartmann6, levy, ackley)", name);
     return NULL;
+}
+
+int bo_function_eval(const bo_function *f, int d, const double *x, double sigma, uint64_t seed, double *y)
+{
+    if (!(sigma >= 0 && isfinite(sigma)))
+        return err_set("the noise standard deviation must be a finite number >= 0, got %s", BO_NUM(sigma));
+    *y = f->f(d, x);
+    if (sigma > 0) {
+        rng *r = rng_new(rng_derive_seed(seed, 0x6e6f697365ULL));
+        if (!r)
+            return -1;
+        *y += sigma * rng_normal(r);
+        rng_free(r);
+    }
+    return 0;
 }

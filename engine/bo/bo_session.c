@@ -450,10 +450,9 @@ int bo_session_run(bo_session *s, const bo_run *run, int *stopped)
         if (run->evaluate(run->evaluate_ctx, number, x, &out) != 0)
             return err_prefix("evaluation %lld", (long long)number);
         double seconds = now_seconds() - t0;
-        if (check_outcome(&out, "f's result", "f's second result: the standard error") != 0)
+        if (check_outcome(&out, "f's result", "f's second result: the standard error") != 0 ||
+            bo_session_tell(s, x, &out, seconds) != 0)
             return err_prefix("evaluation %lld", (long long)number);
-        if (bo_session_tell(s, x, &out, seconds) != 0)
-            return -1;
         progress_text(s, out.y, text, sizeof text);
         progress_update(&s->bar, s->count, text);
         if (run->after) {

@@ -98,7 +98,8 @@ bo *bo_session_bo(bo_session *s);
 typedef int (*bo_rescore_fn)(void *ctx, const bo_record *r, bo_outcome *out);
 int bo_session_rescore(bo_session *s, int n, bo_rescore_fn fn, void *ctx);
 
-/* Evaluates f at x, proposal `number`: fills out, or returns -1 with err_set to end the run. */
+/* Evaluates f at x, proposal `number`: fills out, or returns -1 with err_set to end the run. The
+ * run's messages call it f ("evaluation 3: f's result must be a finite number, got NaN"). */
 typedef int (*bo_evaluate_fn)(void *ctx, int64_t number, const double *x, bo_outcome *out);
 /* Called after each recorded evaluation r: 0 goes on, 1 stops the run, -1 (err_set) fails it. */
 typedef int (*bo_after_fn)(void *ctx, bo_session *s, const bo_record *r);

@@ -517,17 +517,16 @@ static void read_config(lua_State *L, int tidx, const char *what, bo_session_con
 /* Pushes a new optimizer for the option table at tidx (resumed from its journal when there is one). */
 static bo_session *push_optimizer(lua_State *L, int tidx, const char *what)
 {
+    lopt *o = lua_newuserdatauv(L, sizeof *o, 0); /* first, so that the collector owns the session */
+    o->s = NULL;
+    luaL_setmetatable(L, OPT_MT);
     int top = lua_gettop(L);
     bo_session_config c;
     read_config(L, tidx, what, &c);
-    bo_session *s = bo_session_open(&c);
-    if (!s)
+    if (!(o->s = bo_session_open(&c)))
         lb_lib_error(L);
     lua_settop(L, top);
-    lopt *o = lua_newuserdatauv(L, sizeof *o, 0);
-    o->s = s;
-    luaL_setmetatable(L, OPT_MT);
-    return s;
+    return o->s;
 }
 
 /* Pushes record r {i, x, y, se, seconds, time, info}. */
@@ -829,20 +828,12 @@ static int l_function(lua_State *L)
         if (d < 1)
             lb_error(L, "x must be a non-empty list of numbers");
     }
-    double *x = read_point(L, 1, "x", d);
-    double y = f->f(d, x);
+    double *x = read_point(L, 1, "x", d), y;
     double sigma = luaL_optnumber(L, 2, 0);
-    if (!(sigma >= 0) || !isfinite(sigma))
-        lb_error(L, "the noise standard deviation must be a finite number >= 0");
-    if (sigma > 0) {
-        if (!lua_isinteger(L, 3))
-            lb_error(L, "noise needs an integer seed as the third argument");
-        rng *r = rng_new(rng_derive_seed((uint64_t)lua_tointeger(L, 3), 0x6e6f697365ULL));
-        if (!r)
-            lb_lib_error(L);
-        y += sigma * rng_normal(r);
-        rng_free(r);
-    }
+    if (sigma > 0 && !lua_isinteger(L, 3))
+        lb_error(L, "noise needs an integer seed as the third argument");
+    if (bo_function_eval(f, d, x, sigma, (uint64_t)luaL_optinteger(L, 3, 0), &y) != 0)
+        lb_lib_error(L);
     lua_pushnumber(L, y);
     return 1;
 }

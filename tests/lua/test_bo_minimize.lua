@@ -12,7 +12,7 @@ local function lines(path) local n = 0; for _ in io.lines(path) do n = n + 1 end
 -- test functions
 local info = bo.functions.info("sinone")
 tap.near(bo.functions.sinone(info.argmin), info.minimum, 1e-9, "sinone at its minimizer")
-tap.near(bo.functions.sinone(0.6330132), 0.0429263, 1e-7, "sinone's minimum 0.0429263 at 0.6330132 (METHOD.md)")
+tap.near(bo.functions.sinone(0.6330132), 0.0429263, 1e-7, "sinone's minimum 0.0429263 at 0.6330132 (docs/method.md)")
 for _, name in ipairs{"branin", "hartmann6", "levy", "ackley"} do
   local fi = bo.functions.info(name, (name == "levy" or name == "ackley") and 3 or nil)
   tap.near(bo.functions[name](fi.argmin), fi.minimum, 1e-9, name .. " at its minimizer")
