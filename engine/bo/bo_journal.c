@@ -239,7 +239,8 @@ static void compare_provenance(const char *line, const cJSON *o, const bo_journa
     const char *sha = string_field(o, "script_sha256");
     if (sha && h->script_sha256 && strcmp(sha, h->script_sha256) != 0) {
         const char *script = string_field(o, "script");
-        snprintf(diff, size, "written by another experiment file (%s%sSHA-256 %.12s... there, %s%sSHA-256 %.12s... here)",
+        snprintf(diff, size,
+                 "written by another experiment file (%s%sSHA-256 %.12s... there, %s%sSHA-256 %.12s... here)",
                  script ? script : "", script ? ", " : "", sha, h->script ? h->script : "", h->script ? ", " : "",
                  h->script_sha256);
         return;

@@ -181,7 +181,8 @@ static gp_prior read_priors(lua_State *L, int tidx, const char *what)
         char w[96];
         snprintf(w, sizeof w, "%s: priors", what);
         lb_check_keys(L, -1, w, keys, 0);
-        double *shape[3] = {&p.ls_shape, &p.os_shape, &p.noise_shape}, *rate[3] = {&p.ls_rate, &p.os_rate, &p.noise_rate};
+        double *shape[3] = {&p.ls_shape, &p.os_shape, &p.noise_shape};
+        double *rate[3] = {&p.ls_rate, &p.os_rate, &p.noise_rate};
         for (int k = 0; k < 3; k++) {
             lua_getfield(L, -1, keys[k]);
             snprintf(w, sizeof w, "priors.%s", keys[k]);

@@ -70,7 +70,8 @@ static void put_number(jbuf *b, int idx)
     } else {
         double v = lua_tonumber(b->L, idx);
         if (!isfinite(v))
-            lb_error(b->L, "%s: %s cannot be stored in the journal", b->what, isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf");
+            lb_error(b->L, "%s: %s cannot be stored in the journal", b->what,
+                     isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf");
         for (int digits = 15; digits <= 17; digits++) {
             snprintf(buf, sizeof buf, "%.*g", digits, v);
             if (strtod(buf, NULL) == v)

@@ -277,7 +277,8 @@ static void check_paths(void)
     char p[256];
     snprintf(p, sizeof p, "%s/runs/a/b/j.jsonl", dir);
     tap_ok(try_open(p, &h, 0) == 0 && count_lines(p) == 1, "missing parent folders are created");
-    tap_error(try_open(dir, &h, 0) < 0, "is a folder, not a journal file", NULL, "a folder as journal gets a clear message");
+    tap_error(try_open(dir, &h, 0) < 0, "is a folder, not a journal file", NULL,
+              "a folder as journal gets a clear message");
     snprintf(p, sizeof p, "%s/runs/a/b/j.jsonl/x.jsonl", dir);
     tap_error(try_open(p, &h, 0) < 0, "cannot", NULL, "a file where a folder should be is refused");
     char cmd[300];
@@ -297,7 +298,8 @@ static void check_corrupt(const char *path)
         {"{\"i\":1,\"x\":[0,0],\"y\":1}\ngarbage\n{\"i\":2,\"x\":[0,0],\"y\":1}\n", "line 3 is not valid JSON",
          "a corrupt line is refused"},
         {"{\"i\":2,\"x\":[0,0],\"y\":1}\n", "expected evaluation 1", "evaluations out of order are refused"},
-        {"{\"i\":1.5,\"x\":[0,0],\"y\":1}\n", "expected evaluation 1, got \"i\": 1.5", "a non-integer \"i\" is refused"},
+        {"{\"i\":1.5,\"x\":[0,0],\"y\":1}\n", "expected evaluation 1, got \"i\": 1.5",
+         "a non-integer \"i\" is refused"},
         {"{\"i\":1,\"x\":[0,0],\"y\":1} x\n", "line 2 has text after its JSON value",
          "trailing garbage on a line is refused"},
         {"{\"i\":1,\"x\":[0,0],\"y\":1}{\"i\":2,\"x\":[0,0],\"y\":1}", "line 2 has text after its JSON value",

@@ -61,9 +61,8 @@ tap.ok(not ok and err:find("y must be a finite number, got NaN", 1, true) and no
 ok, err = pcall(bo.minimize, {f = function() return nan end, bounds = {{0, 1}}, iterations = 1})
 tap.ok(not ok and err:find("evaluation 1: f's result must be a finite number, got NaN", 1, true),
        "f returning NaN is refused naming the evaluation: " .. tostring(err))
-tap.dies("gp:acquisition: 'kappa' must be a finite number >= 0, got NaN", "gp:acquisition: a NaN kappa is refused", function()
-  bo.gp{X = {{0}, {1}}, y = {0, 1}}:acquisition({{0.5}}, {kind = "lcb", kappa = nan})
-end)
+tap.dies("gp:acquisition: 'kappa' must be a finite number >= 0, got NaN", "gp:acquisition: a NaN kappa is refused",
+         function() bo.gp{X = {{0}, {1}}, y = {0, 1}}:acquisition({{0.5}}, {kind = "lcb", kappa = nan}) end)
 
 -- info goes through JSON: what a resumed run reads back is what the live run held
 local jpath = dir .. "/info.jsonl"
@@ -98,7 +97,8 @@ local ok2, _, err2 = run(j, 2, "bo")
 tap.ok(not ok2 and err2:find("written with seed 1, this run has seed 2", 1, true), "another seed is refused")
 tap.is(select(2, err2:gsub("\n", "")), 1, "on one line")
 local ok3, _, err3 = run(j, 1, "random")
-tap.ok(not ok3 and err3:find("written by strategy 'bo', this run uses 'random'", 1, true), "another strategy is refused")
+tap.ok(not ok3 and err3:find("written by strategy 'bo', this run uses 'random'", 1, true),
+       "another strategy is refused")
 local edited = dir .. "/child2.lua"
 write(edited, read(child) .. "-- edited\n")
 local ok4, _, err4 = tap.run(string.format("%s --quiet %s %s 1 bo", bin, edited, j))
