@@ -167,6 +167,7 @@ declare.schema = {
    doc = "where the objective's inputs come from: fashion_mnist (its training split), an image folder, or a table of data.folder/data.fashion_mnist options"},
   {key = "test", kind = "string|table|boolean",
    doc = "the split whose top-1 accuracy is reported (default: fashion_mnist's test split, or the data folder itself); false: none"},
+  {key = "test_count", kind = "integer", doc = "accuracy over the test split's first N examples only (default: all of them)"},
   {key = "compress", kind = "table", doc = "the compression families: a list of {family = \"vh\", layers = ..., bounds = ..., ...}"},
   {key = "objective", kind = "string", default = "fnorm", doc = "fnorm (function distance to the reference) or risk (top-1 error)"},
   {key = "samples", kind = "integer", default = 50, doc = "inputs per evaluation: the sampling size n of the U-statistic"},
@@ -265,7 +266,7 @@ function declare.check(decl)
     end
     if type(f.family) ~= "string" then fail("compress[%d]: 'family' (vh, svd, tucker2, ...) is required", i) end
   end
-  for _, k in ipairs({"samples", "evaluations", "rounds"}) do
+  for _, k in ipairs({"samples", "evaluations", "rounds", "test_count"}) do
     if decl[k] ~= nil and decl[k] < 1 then fail("'%s' must be at least 1, got %s", k, tostring(decl[k])) end
   end
   for _, k in ipairs({"init", "rescore"}) do

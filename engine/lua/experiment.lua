@@ -229,14 +229,14 @@ function Run:search()
   for i = done + 1, s.evaluations do
     local round = round_of(rounds, i)
     local gamma = round.gamma or 1 -- a budget's design before γ₁ is known: re-scored at once after
-    if self.scored ~= gamma then
+    if self.scored ~= gamma and i > 1 then
       opt:rescore(function(rec) return scalarize(rec.info, gamma) end)
-      self.scored = gamma
     end
+    self.scored = gamma
     local x = opt:ask()
     local t0 = boengine.clock()
     local info = self:evaluate(x, i)
-    info.round, info.gamma = round.index, gamma
+    info.round, info.gamma, info.seconds = round.index, gamma, boengine.clock() - t0
     local y, noise = scalarize(info, gamma)
     opt:tell(x, y, noise, info)
     best_y = math.min(best_y, y)
@@ -324,9 +324,13 @@ function Run:score(theta)
   local out = {theta = theta, R = info[self.s.ratio], R_net = info.params_net, flops = info.flops,
                settings = settings_of(info), layers = info.layers}
   if self.rescorer then out.L, out.se = self.rescorer:evaluate(cand) end
-  if self.test then out.accuracy = self.test:accuracy(cand) end
+  if self.test then out.accuracy = self:accuracy(cand) end
   self.scores[key] = out
   return out
+end
+
+function Run:accuracy(net)
+  return self.test:accuracy(net, self.s.test_count and {count = math.min(self.s.test_count, #self.test)} or nil)
 end
 
 -- ---- outputs ------------------------------------------------------------------------------------
@@ -338,7 +342,7 @@ end
 
 function Run:figure_path(what) return self.s.figures .. "/" .. self.name .. "_" .. what .. ".png" end
 
-function Run:write_evaluations(history)
+function Run:write_evaluations(history, rounds)
   local names = compress.names(self.families)
   local columns = {"evaluation", "round", "gamma"}
   for _, n in ipairs(names) do columns[#columns + 1] = "theta " .. n end
@@ -346,11 +350,12 @@ function Run:write_evaluations(history)
   for _, c in ipairs({"R", "R network", "FLOP ratio", "L", "SE", "y", "seconds"}) do columns[#columns + 1] = c end
   local rows = {}
   for k, rec in ipairs(history) do
-    local info, row = rec.info, {rec.i, info.round, info.gamma}
+    local info, round = rec.info, round_of(rounds, rec.i)
+    local row = {rec.i, round.index, round.gamma} -- a budget's design is told before γ₁ is known
     for _, v in ipairs(rec.x) do row[#row + 1] = v end
     for j = 1, #names do row[#row + 1] = info.settings[j] end
-    local y = scalarize(info, info.gamma)
-    for _, v in ipairs({info.R, info.R_net, info.flops, info.L, info.se, y, rec.seconds}) do row[#row + 1] = v end
+    local y = scalarize(info, round.gamma)
+    for _, v in ipairs({info.R, info.R_net, info.flops, info.L, info.se, y, info.seconds}) do row[#row + 1] = v end
     rows[k] = row
   end
   self:table("evaluations", "every evaluation", columns, rows)
@@ -367,7 +372,7 @@ function Run:write_summary(networks)
   self:table("summary", "the chosen network against the original and the uniform baseline", NET_COLUMNS, rows)
   local chosen, lrows = networks[1].net, {}
   for k, l in ipairs(chosen.layers) do
-    lrows[k] = {l.name, l.family, l.shape, l.setting, l.params_ref, l.params, l.macs_ref, l.macs}
+    lrows[k] = {l.name, l.family, table.concat(l.shape, "x"), l.setting, l.params_ref, l.params, l.macs_ref, l.macs}
   end
   self:table("layers", "the chosen network, layer by layer",
              {"layer", "family", "shape", "setting", "parameters before", "parameters after", "MACs before",
@@ -377,7 +382,8 @@ end
 function Run:write_convergence(history)
   local xs, ys, best = {}, {}, math.huge
   for k, rec in ipairs(history) do
-    best = math.min(best, scalarize(rec.info, self.final_gamma))
+    local y = scalarize(rec.info, self.final_gamma)
+    best = math.min(best, y)
     xs[k], ys[k] = rec.i, best
   end
   report.plot{path = self:figure_path("convergence"), title = self.name .. ": convergence",
@@ -487,8 +493,9 @@ function experiment(decl)
   s, defaulted = declare.resolve(s, {dim = compress.dim(families)}, defaulted)
   s.init = math.min(s.init, s.evaluations)
   local name = s.name or (basename(script) .. suffix)
-  s.results = s.results or (root .. "/results")
-  s.figures = s.figures or (root .. "/figures")
+  for _, k in ipairs({"results", "figures"}) do
+    if not s[k] then s[k], defaulted[k] = (root == "." and "" or root .. "/") .. k, true end
+  end
   local run = setmetatable({s = s, name = name, net = net, families = families, flags = flags,
                             dir = s.results .. "/" .. name, ratio_text = RATIO_TEXT[s.ratio]}, Run)
   run.provenance = {seed = s.seed, experiment = name}
@@ -515,7 +522,7 @@ end
 
 function Run:finish(history, rounds)
   local s = self.s
-  self.original = self.test and self.test:accuracy(self.net) or nil
+  self.original = self.test and self:accuracy(self.net) or nil
   local networks, fronts = {}, nil
   if s.budget then
     -- the lowest posterior mean of L alone among the evaluated networks within the budget
@@ -552,7 +559,7 @@ function Run:finish(history, rounds)
     for _, f in ipairs(fronts or {}) do f.uniform = self:score(self:uniform(f.net.R)) end
   end
 
-  self:write_evaluations(history)
+  self:write_evaluations(history, rounds)
   self:write_summary(networks)
   self:write_convergence(history)
   self:write_tradeoff(history, networks)

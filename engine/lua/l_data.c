@@ -257,23 +257,27 @@ static int d_get(lua_State *L)
     return push_batch(L, d, n, idx);
 }
 
-/* Top-1 accuracy of net over the whole dataset, calling net:forward(x) batch by batch. */
+/* Top-1 accuracy of net over the dataset (or its first `count` examples), calling net:forward(x)
+ * batch by batch. */
 static double run_accuracy(lua_State *L, int64_t *count)
 {
-    static const char *const keys[] = {"batch", NULL};
+    static const char *const keys[] = {"batch", "count", NULL};
     dataset *d = ld_check(L, 1);
     lua_settop(L, 3);
     if (lua_getfield(L, 2, "forward") != LUA_TFUNCTION) /* raises for values that cannot be indexed */
         lb_error(L, "%s: accuracy needs a net with a forward method, got %s", ds_name(d), luaL_typename(L, 2));
     int forward = lua_gettop(L);
-    lua_Integer batch = 250;
+    lua_Integer batch = 250, limit = ds_size(d);
     if (!lua_isnoneornil(L, 3)) {
         lb_check_keys(L, 3, "accuracy", keys, 0);
         batch = lb_opt_integer(L, 3, "accuracy", "batch", batch);
         if (batch < 1)
             lb_error(L, "accuracy: batch must be at least 1, got %lld", (long long)batch);
+        limit = lb_opt_integer(L, 3, "accuracy", "count", limit);
+        if (limit < 1 || limit > ds_size(d))
+            lb_error(L, "accuracy: count must be in 1..%lld, got %lld", (long long)ds_size(d), (long long)limit);
     }
-    int64_t n = ds_size(d);
+    int64_t n = limit;
     if (batch > n)
         batch = n;
     int64_t *idx = lb_scratch(L, (size_t)batch, sizeof *idx);
@@ -314,7 +318,8 @@ static double run_accuracy(lua_State *L, int64_t *count)
     return (double)correct / (double)n;
 }
 
-/* ds:accuracy(net [, {batch = 250}]) -> top-1 accuracy in [0, 1]. */
+/* ds:accuracy(net [, {batch = 250, count = size}]) -> top-1 accuracy in [0, 1] over the first count
+ * examples. */
 static int d_accuracy(lua_State *L)
 {
     int64_t n;

@@ -1,34 +1,142 @@
--- The example compression experiment runs end to end on the shipped model, in a scratch folder:
--- it writes its journal and the chosen network, and a second run resumes from the journal
--- without evaluating again.
+-- The shipped experiment declarations, shortened, end to end in a scratch project: their outputs
+-- exist, parse and hold what they claim; a second run resumes without evaluating again; a run
+-- killed at random moments (kill -9) and started again ends with the outputs of an uninterrupted one.
 local tap = require "tap"
 local root = os.getenv("PWD")
 local bin = tap.boengine()
 if bin:sub(1, 1) ~= "/" then bin = root .. "/" .. bin end
-local dir = os.tmpname(); os.remove(dir)
-os.execute("mkdir -p " .. dir .. "/results && ln -s " .. root .. "/results/models " .. dir .. "/results/models")
-local cmd = "cd " .. dir .. " && " .. bin .. " --threads 2 " .. root .. "/experiments/fmnist_vgg_vh.lua 0.01 20"
 
-local ok, out, err = tap.run(cmd)
-tap.ok(ok, "experiments/fmnist_vgg_vh.lua runs 20 evaluations")
-if not ok then tap.diag(err) end
-local ratio, acc = out:match("parameter ratio ([%d.]+) of the convolutions"), out:match("test accuracy ([%d.]+)")
-tap.ok(out:find("best of 20 evaluations", 1, true) and tonumber(ratio) and tonumber(ratio) < 1 and tonumber(acc),
-       "it reports the chosen network's ratio and accuracy (" .. tostring(ratio) .. ", " .. tostring(acc) .. ")")
-local saved = dir .. "/results/fmnist_vgg_vh_gamma0.01.safetensors"
-local net = io.open(saved) and nn.load(saved)
-tap.ok(net and net:param_count() < nn.load("results/models/fmnist_vgg11_bn.safetensors"):param_count(),
-       "the chosen network is saved, smaller, and loads")
-local function journal_lines()
-  local n = 0
-  for _ in io.lines(dir .. "/results/fmnist_vgg_vh_gamma0.01.jsonl") do n = n + 1 end
-  return n
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a"); f:close(); return s
 end
-local lines = journal_lines()
-tap.ok(lines >= 20, "every evaluation is in the journal")
 
-local ok2, out2 = tap.run(cmd)
-tap.ok(ok2 and out2 == out and journal_lines() == lines,
-       "a second run resumes from the journal, evaluates nothing again and chooses the same network")
-os.execute("rm -rf " .. dir)
+-- A CSV of report.table: the rows after the '#' lines and the header, as lists of strings.
+local function csv(path)
+  local text = read(path)
+  if not text then return nil end
+  local rows, header = {}, nil
+  for line in text:gmatch("[^\n]+") do
+    if line:sub(1, 1) ~= "#" then
+      local cells = {} -- these tables hold no quoted cells
+      for cell in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = cell end
+      if header then rows[#rows + 1] = cells else header = cells end
+    end
+  end
+  return rows, header
+end
+
+local function column(header, name)
+  for i, h in ipairs(header or {}) do if h == name then return i end end
+end
+
+-- A scratch project with the experiment file in experiments/ (the shipped models are found in the
+-- engine's repository).
+local function project(file)
+  local dir = os.tmpname(); os.remove(dir)
+  os.execute("mkdir -p " .. dir .. "/experiments && cp " .. root .. "/experiments/" .. file .. " " .. dir .. "/experiments/")
+  return dir
+end
+
+local function run(dir, file, args)
+  return tap.run("cd " .. dir .. " && " .. bin .. " --threads 2 experiments/" .. file .. " " .. args)
+end
+
+local function png_ok(path, what)
+  local ok, i = pcall(report.inspect, path)
+  tap.ok(ok and i.format == "png" and i.width >= 400 and i.ink > 0.02 and i.colors > 8 and i.text.seed,
+         what .. ": " .. path:match("[^/]*$") .. " decodes, is not blank and records its seed")
+end
+
+-- 1. vgg_gamma: the budget's minimax, shortened.
+local ARGS = "evaluations=30 rounds=3 rescore=200 test_count=500"
+local dir = project("vgg_gamma.lua")
+local ok, out, err = run(dir, "vgg_gamma.lua", ARGS)
+tap.ok(ok, "vgg_gamma runs 30 evaluations in 3 rounds")
+if not ok then tap.diag(err) end
+local name = "vgg_gamma-evaluations30-rounds3-rescore200-test_count500"
+local res = dir .. "/results/" .. name
+tap.ok(out:find("settings (defaults marked):", 1, true) and out:find("budget       = 0.25", 1, true)
+       and out:find("acquisition  = \"nei\"   (default)", 1, true), "the resolved settings are printed, defaults marked")
+local evals, eh = csv(res .. "/evaluations.csv")
+tap.is(evals and #evals, 30, "evaluations.csv has one row per evaluation")
+local summary, sh = csv(res .. "/summary.csv")
+local R, acc = column(sh, "R"), column(sh, "top-1 accuracy")
+local chosen, uniform = summary and summary[2], summary and summary[3]
+local Rc = chosen and tonumber(chosen[R])
+tap.ok(Rc and Rc <= 0.25 and Rc >= 0.98 * 0.25, "the chosen network satisfies 0.98 B <= R <= B (" .. tostring(Rc) .. ")")
+tap.ok(uniform and uniform[1] == "uniform" and tonumber(uniform[R]) <= Rc + 1e-9 and tonumber(uniform[R]) > 0.9 * Rc,
+       "the uniform baseline is scored at the same ratio")
+tap.ok(chosen and tonumber(chosen[acc]) > 0.1 and out:find("chosen   R ", 1, true) and out:find("uniform  R ", 1, true),
+       "chosen and uniform are printed side by side")
+local rounds = csv(res .. "/rounds.csv")
+tap.is(rounds and #rounds, 3, "rounds.csv has one row per round")
+local layers = csv(res .. "/layers.csv")
+tap.is(layers and #layers, 8, "layers.csv has one row per compressed layer")
+for _, t in ipairs({"evaluations", "summary", "rounds", "layers"}) do
+  local md = read(res .. "/" .. t .. ".md")
+  tap.ok(md and md:find("seed: 1", 1, true) and md:find("script_sha256: ", 1, true) and md:find("| ", 1, true),
+         t .. ".md is a table with the run's provenance")
+end
+local journal = read(res .. "/journal.jsonl") or ""
+local _, jlines = journal:gsub("\n", "")
+tap.is(jlines, 31, "the journal holds its header and every evaluation")
+for _, f in ipairs({"convergence", "tradeoff", "rounds"}) do png_ok(dir .. "/figures/" .. name .. "_" .. f .. ".png", "vgg_gamma") end
+local net = io.open(res .. "/model.safetensors") and nn.load(res .. "/model.safetensors")
+tap.ok(net and net:param_count() < nn.load(root .. "/results/models/fmnist_vgg11_bn.safetensors"):param_count(),
+       "the chosen network is saved, smaller, and reloads with nn.load")
+
+-- 2. Started again: resumes from the journal, evaluates nothing, writes the same outputs.
+local first = {}
+for _, t in ipairs({"summary.csv", "rounds.csv", "layers.csv", "model.safetensors"}) do first[t] = read(res .. "/" .. t) end
+local ok2, out2, err2 = run(dir, "vgg_gamma.lua", ARGS)
+tap.ok(ok2 and err2:find("resuming after 30 of 30 evaluations", 1, true), "a second run resumes from the journal")
+local same = true
+for t, text in pairs(first) do same = same and read(res .. "/" .. t) == text end
+tap.ok(same and out2:match("chosen %(.-\n") == out:match("chosen %(.-\n"), "and ends with the same outputs")
+
+-- 3. Killed at random moments and started again: the outputs of the uninterrupted run (but the
+-- time each evaluation took).
+local function without_seconds(path)
+  local rows, header = csv(path)
+  local s = column(header, "seconds")
+  local t = {}
+  for _, r in ipairs(rows or {}) do r[s] = nil; t[#t + 1] = table.concat(r, ",") end
+  return table.concat(t, "\n")
+end
+local killed = project("vgg_gamma.lua")
+math.randomseed(os.time())
+local kills = 0
+for _ = 1, 3 do
+  local delay = 0.5 + 2.5 * math.random()
+  os.execute(string.format("cd %s && (%s --quiet --threads 2 experiments/vgg_gamma.lua %s >/dev/null 2>&1 & "
+                           .. "pid=$!; sleep %.2f; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null)", killed, bin, ARGS, delay))
+  kills = kills + 1
+end
+local ok3, _, err3 = run(killed, "vgg_gamma.lua", ARGS)
+tap.ok(ok3, "after " .. kills .. " kills (-9) the run completes")
+if not ok3 then tap.diag(err3) end
+local kres = killed .. "/results/" .. name
+tap.ok(without_seconds(kres .. "/evaluations.csv") == without_seconds(res .. "/evaluations.csv"),
+       "its evaluations are those of the uninterrupted run")
+tap.ok(read(kres .. "/summary.csv") == first["summary.csv"] and read(kres .. "/rounds.csv") == first["rounds.csv"]
+       and read(kres .. "/model.safetensors") == first["model.safetensors"],
+       "its summary, rounds and chosen network are identical")
+local _, stale = tap.run("find " .. killed .. " -name '*.tmp.*'")
+tap.is(stale, "", "no temporary file is left behind")
+
+-- 4. A list of γ: one network per γ, and the front against the uniform baseline.
+local fdir = project("fmnist_vgg_vh.lua")
+local ok4, _, err4 = run(fdir, "fmnist_vgg_vh.lua", "gamma={0.003,0.03} evaluations=16 rescore=200 test_count=500")
+tap.ok(ok4, "fmnist_vgg_vh runs with a list of gamma")
+if not ok4 then tap.diag(err4) end
+local fname = "fmnist_vgg_vh-gamma0.0030.03-evaluations16-rescore200-test_count500"
+local front, fh = csv(fdir .. "/results/" .. fname .. "/front.csv")
+tap.is(front and #front, 2, "front.csv has one network per gamma")
+local fr = column(fh, "R")
+tap.ok(front and tonumber(front[1][fr]) <= tonumber(front[2][fr]), "a larger gamma keeps more (R grows with gamma)")
+png_ok(fdir .. "/figures/" .. fname .. "_front.png", "the front")
+
+os.execute("rm -rf " .. dir .. " " .. killed .. " " .. fdir)
 tap.done()
