@@ -218,6 +218,22 @@ local function set_path(t, path, value, key)
   return copy
 end
 
+-- FNV-1a of a text, as 8 hexadecimal digits: names for values too long to spell out.
+local function short_hash(text)
+  local h = 2166136261
+  for i = 1, #text do h = ((h ~ text:byte(i)) * 16777619) & 0xffffffff end
+  return string.format("%08x", h)
+end
+
+-- How an override names the run: key and value ("budget0.3"); a path by its last part, a table or
+-- a long value by a hash of its text, so that names stay short and distinct.
+local function name_part(o)
+  local value = type(o.value) == "string" and o.value:match("([^/]+)/*$") or o.text
+  value = value:gsub("[^%w%._-]+", "")
+  if type(o.value) == "table" or #value > 16 then value = short_hash(o.text) end
+  return o.key .. value
+end
+
 -- The declaration with the overrides applied, and the name suffix they make ("-budget0.3-seed2").
 function declare.apply_overrides(decl, overrides)
   local out, parts = decl, {}
@@ -226,9 +242,7 @@ function declare.apply_overrides(decl, overrides)
       error({override = true, message = string.format("unknown key '%s' (known: %s)", o.path[1], known_keys())}, 0)
     end
     out = set_path(out, o.path, o.value, o.key)
-    if o.key ~= "name" and o.key ~= "results" and o.key ~= "figures" then
-      parts[#parts + 1] = o.key .. (o.text:gsub("[^%w%._-]+", ""))
-    end
+    if o.key ~= "name" and o.key ~= "results" and o.key ~= "figures" then parts[#parts + 1] = name_part(o) end
   end
   return out, #parts > 0 and "-" .. table.concat(parts, "-") or ""
 end

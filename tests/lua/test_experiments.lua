@@ -131,7 +131,8 @@ local fdir = project("fmnist_vgg_vh.lua")
 local ok4, _, err4 = run(fdir, "fmnist_vgg_vh.lua", "gamma={0.003,0.03} evaluations=16 rescore=200 test_count=500")
 tap.ok(ok4, "fmnist_vgg_vh runs with a list of gamma")
 if not ok4 then tap.diag(err4) end
-local fname = "fmnist_vgg_vh-gamma0.0030.03-evaluations16-rescore200-test_count500"
+local fname
+for entry in io.popen("ls " .. fdir .. "/results"):lines() do fname = entry end
 local front, fh = csv(fdir .. "/results/" .. fname .. "/front.csv")
 tap.is(front and #front, 2, "front.csv has one network per gamma")
 local fr = column(fh, "R")
