@@ -1,8 +1,10 @@
 #include "lua/l_objective.h"
 
 #include <lauxlib.h>
+#include <math.h>
 #include <string.h>
 
+#include "compress/compress.h"
 #include "core/err.h"
 #include "lua/l_data.h"
 #include "lua/l_nn.h"
@@ -222,7 +224,6 @@ static const luaL_Reg est_meta[] = {
 static int l_scalarize(lua_State *L)
 {
     static const char *const keys[] = {"families", "estimator", "gamma", "ratio", NULL};
-    static const char *const ratios[] = {"params", "params_net", "bits", "bits_net", "flops", "flops_layers", NULL};
     const char *what = "objective.scalarize";
     luaL_checktype(L, 1, LUA_TTABLE);
     lb_check_keys(L, 1, what, keys, 0);
@@ -245,14 +246,24 @@ static int l_scalarize(lua_State *L)
                  luaL_typename(L, -1));
     lo_check(L, lua_gettop(L));
     lua_pop(L, 1);
-    lb_opt_number(L, 1, what, "gamma", 1);
+    double gamma = lb_opt_number(L, 1, what, "gamma", 1);
+    if (isnan(gamma))
+        lb_error(L, "'gamma' must be a positive finite number, got NaN");
+    if (!(gamma > 0) || !isfinite(gamma))
+        lb_error(L, "'gamma' must be a positive finite number, got %g", gamma);
     const char *ratio = lb_opt_string(L, 1, what, "ratio", "params");
     int known = 0;
-    for (int i = 0; ratios[i]; i++)
-        known |= strcmp(ratio, ratios[i]) == 0;
+    luaL_Buffer names;
+    luaL_buffinit(L, &names);
+    for (int i = 0; cp_ratio_names[i]; i++) {
+        known |= strcmp(ratio, cp_ratio_names[i]) == 0;
+        luaL_addstring(&names, i ? ", " : "");
+        luaL_addstring(&names, cp_ratio_names[i]);
+    }
+    luaL_pushresult(&names);
     if (!known)
-        lb_error(L, "%s: ratio \"%s\" is not one of params, params_net, bits, bits_net, flops, flops_layers", what,
-                 ratio);
+        lb_error(L, "ratio \"%s\" is not one of %s", ratio, lua_tostring(L, -1));
+    lua_pop(L, 1);
     lua_getglobal(L, "objective");
     if (lua_getfield(L, -1, "_scalarize") != LUA_TFUNCTION)
         return luaL_error(L, "%s: the prelude's objective._scalarize is missing", what);

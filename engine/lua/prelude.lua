@@ -1,7 +1,7 @@
 -- The prelude: engine helpers written in Lua, loaded after the C modules (tensor, nn, data, bo...).
 -- Experiment-level conveniences live here so that they can be read and changed without C.
 
--- ---- the scalarized objective y = R + γ·L (METHOD.md §1) -----------------------------------------
+-- ---- the scalarized objective y = R + γ·L (docs/method.md §1) -----------------------------------------
 
 -- objective.scalarize{families = {...}, estimator = objective.fnorm{...}, gamma = 1, ratio = "params"}
 -- returns a function f and its state s (also callable): f(theta [, i]) -> y, noise, record with

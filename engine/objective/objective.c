@@ -77,6 +77,11 @@ ob_estimator *ob_new(ob_kind kind, nn_net *reference, const dataset *d, const ob
         err_set("samples = %lld must be between 1 and the pool size %lld", (long long)o->samples, (long long)pool);
         return NULL;
     }
+    if (kind == OB_FNORM && o->samples < 2) { /* one distance has no spread: an SE of 0 would tell
+                                                  the GP the value is exact */
+        err_set("samples = 1 gives no standard error: the function distance needs at least 2");
+        return NULL;
+    }
     if (kind == OB_FNORM && !reference) {
         err_set("fnorm needs a reference network");
         return NULL;

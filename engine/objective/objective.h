@@ -1,4 +1,4 @@
-/* objective: the U-statistics that score a compressed network (METHOD.md §1): the function distance
+/* objective: the U-statistics that score a compressed network (docs/method.md §1): the function distance
  * L = E||f~(x) − f*(x)||² on the logits, and the empirical top-1 risk, each estimated on n inputs
  * drawn without replacement from a pool of a dataset, with its standard error.
  *

@@ -148,6 +148,15 @@ script_case("nn: a fractional MLP width", "nn.mlp{4, 2.5, 2}\n", "width 2 is not
 script_case("nn: an input of the wrong channels", "nn.mlp{4, 3, 2}:forward(tensor.zeros{1, 5})\n", "features")
 script_case("data: an unknown split", "data.fashion_mnist{split = 'val'}\n", "split must be \"train\" or \"test\"")
 script_case("data: a sample larger than the split", "data.fashion_mnist{}:sample(20000, 1)\n", "20000")
+script_case("objective: one sample (no standard error)",
+            "objective.fnorm{reference = nn.mlp{784, 8, 10}, data = data.fashion_mnist{}, samples = 1}\n",
+            "samples = 1 gives no standard error")
+script_case("objective: a NaN gamma", "local net = nn.mlp{784, 8, 10}\nobjective.scalarize{families = "
+            .. "compress.svd{net = net, layers = 'fc1'}, estimator = objective.fnorm{reference = net, "
+            .. "data = data.fashion_mnist{}}, gamma = 0/0}\n", "'gamma' must be a positive finite number, got NaN")
+script_case("objective: an unknown ratio", "local net = nn.mlp{784, 8, 10}\nobjective.scalarize{families = "
+            .. "compress.svd{net = net, layers = 'fc1'}, estimator = objective.fnorm{reference = net, "
+            .. "data = data.fashion_mnist{}}, ratio = 'size'}\n", "ratio \"size\" is not one of params")
 script_case("publish: an unknown key", "nn.publish{net = 1, nme = 2}\n", "nn.publish: unknown key 'nme'")
 
 -- experiment declarations and their overrides
