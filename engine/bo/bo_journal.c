@@ -201,12 +201,15 @@ static int check_problem(const cJSON *o, const bo_journal_header *h)
     return rc;
 }
 
-/* The seed as written in the header line (exact up to 2^64: cJSON keeps only a double); 0 when absent. */
+/* The seed as written in the header line (exact up to 2^64: cJSON keeps only a double); 0 when absent,
+ * -1 when it is not a seed (negative, fractional, beyond 2^64). */
 static int header_seed(const char *line, const cJSON *o, uint64_t *seed)
 {
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "seed");
     if (!cJSON_IsNumber(s))
         return 0;
+    if (!(s->valuedouble >= 0 && s->valuedouble < 18446744073709551616.0) || s->valuedouble != floor(s->valuedouble))
+        return -1;
     *seed = (uint64_t)s->valuedouble;
     /* a "seed": key can only be the header's own: inside a JSON string a quote is escaped */
     const char *p = strstr(line, "\"seed\":");
@@ -246,7 +249,13 @@ static void compare_provenance(const char *line, const cJSON *o, const bo_journa
         return;
     }
     uint64_t seed;
-    if (header_seed(line, o, &seed) && seed != h->seed) {
+    int has_seed = header_seed(line, o, &seed);
+    if (has_seed < 0) {
+        snprintf(diff, size, "written with a seed that is not a non-negative integer, this run has seed %llu",
+                 (unsigned long long)h->seed);
+        return;
+    }
+    if (has_seed && seed != h->seed) {
         snprintf(diff, size, "written with seed %llu, this run has seed %llu", (unsigned long long)seed,
                  (unsigned long long)h->seed);
         return;

@@ -149,11 +149,17 @@ static int model(bo *b)
     b->model = NULL;
     double mean = 0, var = 0;
     for (int i = 0; i < n; i++)
-        mean += b->y[i];
-    mean /= n;
+        mean += b->y[i] / n; /* divided first: finite observations near the double's limit stay finite */
     for (int i = 0; i < n; i++)
         var += (b->y[i] - mean) * (b->y[i] - mean);
     double sd = n > 1 ? sqrt(var / (n - 1)) : 0;
+    if (!isfinite(mean) || !isfinite(var)) {
+        double lo = b->y[0], hi = b->y[0];
+        for (int i = 1; i < n; i++)
+            lo = fmin(lo, b->y[i]), hi = fmax(hi, b->y[i]);
+        return err_set("the observations, from %g to %g, spread too far for the GP (their variance overflows a "
+                       "double): rescale f", lo, hi);
+    }
     if (!(sd > 0) || !isfinite(sd))
         sd = fabs(mean) > 0 ? fabs(mean) : 1.0;
     b->ymean = mean;

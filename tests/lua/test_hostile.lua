@@ -159,6 +159,34 @@ script_case("objective: an unknown ratio", "local net = nn.mlp{784, 8, 10}\nobje
             .. "data = data.fashion_mnist{}}, ratio = 'size'}\n", "ratio \"size\" is not one of params")
 script_case("publish: an unknown key", "nn.publish{net = 1, nme = 2}\n", "nn.publish: unknown key 'nme'")
 
+-- BO journals, through bo.minimize
+local JOURNAL_HEAD = '{"journal":"boengine bo journal","version":1,"dim":1,"lower":[0],"upper":[1],"integer":[false],'
+local function journal_case(name, text, want)
+  case("journal: " .. name, {files = {["j.jsonl"] = text}, want = want, script =
+    "bo.minimize{f = function(x) return x[1] end, bounds = {{0, 1}}, init = 2, iterations = 0, seed = 7, journal = 'j.jsonl'}\n"})
+end
+journal_case("a negative seed", JOURNAL_HEAD .. '"seed":-7,"strategy":"bo"}\n', "a seed that is not a non-negative integer")
+journal_case("another seed", JOURNAL_HEAD .. '"seed":8,"strategy":"bo"}\n', "written with seed 8, this run has seed 7")
+journal_case("another dimension", '{"journal":"boengine bo journal","version":1,"dim":2,"lower":[0,0],"upper":[1,1]}\n',
+             "j.jsonl")
+journal_case("a line that is not JSON", JOURNAL_HEAD .. '"seed":7,"strategy":"bo"}\nnot json\n{"i":1}\n', "j.jsonl")
+journal_case("an evaluation out of order", JOURNAL_HEAD .. '"seed":7,"strategy":"bo"}\n{"i":2,"x":[0.5],"y":1}\n', "j.jsonl")
+journal_case("a fractional evaluation number", JOURNAL_HEAD .. '"seed":7,"strategy":"bo"}\n{"i":1.5,"x":[0.5],"y":1}\n',
+             "j.jsonl")
+journal_case("text after the JSON", JOURNAL_HEAD .. '"seed":7,"strategy":"bo"}\n{"i":1,"x":[0.5],"y":1} x\n{"i":2,"x":[0.1],"y":1}\n',
+             "j.jsonl")
+case("journal: a folder", {files = {["j.jsonl/"] = true}, want = "j.jsonl", script =
+  "bo.minimize{f = function(x) return x[1] end, bounds = {{0, 1}}, init = 2, iterations = 0, journal = 'j.jsonl'}\n"})
+script_case("bo: a NaN kappa", "bo.minimize{f = function(x) return x[1] end, bounds = {{0, 1}}, kappa = 0/0}\n",
+            "'kappa' must be a finite number")
+script_case("bo: init beyond int", "bo.minimize{f = function(x) return x[1] end, bounds = {{0, 1}}, init = 2^32 + 2}\n",
+            "init")
+script_case("bo: f returns NaN", "bo.minimize{f = function(x) return 0/0 end, bounds = {{0, 1}}, init = 2, iterations = 0}\n",
+            "NaN")
+script_case("bo: f spreads beyond a double's variance", "bo.minimize{f = function(x, i) return i % 2 == 0 and 1e300 "
+            .. "or -1e300 end, bounds = {{0, 1}}, init = 3, iterations = 2}\n", "from -1e+300 to 1e+300, spread too far")
+script_case("bo: bounds the wrong way round", "bo.minimize{f = function(x) return x[1] end, bounds = {{1, 0}}}\n", "bounds")
+
 -- experiment declarations and their overrides
 local DECL = "experiment{compress = {{family = 'vh', layers = 'features.*'}}, budget = 0.25, evaluations = 2}\n"
 local function decl_case(name, script, args, want)
