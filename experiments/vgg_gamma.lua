@@ -4,7 +4,7 @@
 -- BO over the per-layer ranks for y = R + γ·L̂, γ = 1/λ updated between rounds, every earlier
 -- evaluation re-weighted by the new γ instead of evaluated again. The chosen network is compared
 -- with the uniform baseline (one rank fraction in every layer) at the same R.
---   boengine experiments/vgg_gamma.lua [budget=0.3] [seed=2] [evaluations=200] [--fresh]
+--   boengine experiments/vgg_gamma.lua [budget=0.3] [seed=2] [evaluations=300] [--fresh]
 --   ImageNet's VGG16 with your weights and images:
 --   boengine experiments/vgg_gamma.lua model=vgg16 weights=vgg16.safetensors data=/srv/imagenet/val \
 --            'compress={{family=vh, layers="features.*", bounds={0.2, 0.7}}}'
@@ -14,5 +14,5 @@ experiment{
   budget = 0.25,
   rounds = 6,
   samples = 50,
-  evaluations = 150,
+  evaluations = 200,
 }

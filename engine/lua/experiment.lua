@@ -133,6 +133,9 @@ end
 local Run = {}
 Run.__index = Run
 
+-- A budget's final choice: how many of the most promising feasible networks are filled and measured.
+local FINALISTS = 5
+
 function Run:log(fmt_, ...)
   if not boengine.quiet then io.stderr:write(self.name, ": ", string.format(fmt_, ...), "\n") end
 end
@@ -169,12 +172,45 @@ function Run:round_ends(count)
   return ends
 end
 
--- The next γ of the minimax: R grows with γ (more weight on L, less compression); the bracket of
--- γ known to give R <= B (lo) and R > B (hi) is bisected geometrically, or widened by 4.
+-- The next γ of the minimax. R grows with γ (more weight on L, less compression): the rounds whose
+-- choice fell under B and over it bracket the γ sought (lo, hi, with their R); between them the next
+-- γ interpolates log γ linearly in R to B (a secant step, kept inside the bracket's middle 80%); on
+-- one side only, γ is doubled or halved.
 local function next_gamma(bracket, gamma, R, B)
-  if R > B then bracket.hi = math.min(bracket.hi or math.huge, gamma) else bracket.lo = math.max(bracket.lo or 0, gamma) end
-  if bracket.lo and bracket.hi then return math.sqrt(bracket.lo * bracket.hi) end
-  return bracket.hi and bracket.hi / 4 or bracket.lo * 4
+  if R > B then
+    if not bracket.hi or gamma < bracket.hi then bracket.hi, bracket.R_hi = gamma, R end
+  elseif not bracket.lo or gamma > bracket.lo then
+    bracket.lo, bracket.R_lo = gamma, R
+  end
+  if not (bracket.lo and bracket.hi) then return bracket.hi and bracket.hi / 2 or bracket.lo * 2 end
+  local a, b = math.log(bracket.lo), math.log(bracket.hi)
+  local t = bracket.R_hi > bracket.R_lo and (B - bracket.R_lo) / (bracket.R_hi - bracket.R_lo) or 0.5
+  t = math.max(0.1, math.min(0.9, t))
+  return math.exp(a + t * (b - a))
+end
+
+-- γ₁: the trade-off at the budget by the design's evaluations. With L ≈ c·R^k fitted by least squares
+-- in log-log, minimizing R + γ·L puts the optimum where 1 + γ·dL/dR = 0, i.e. γ = -B / (k·L(B)).
+-- Falls back to balancing the medians (median R = γ · median L) when the fit does not slope down.
+local function first_gamma(history, n, B)
+  local sx, sy, sxx, sxy, m = 0, 0, 0, 0, 0
+  local Rs, Ls = {}, {}
+  for i = 1, n do
+    local R, L = history[i].info.R, history[i].info.L
+    Rs[i], Ls[i] = R, L
+    if R > 0 and L > 0 then
+      local x, y = math.log(R), math.log(L)
+      sx, sy, sxx, sxy, m = sx + x, sy + y, sxx + x * x, sxy + x * y, m + 1
+    end
+  end
+  local den = m * sxx - sx * sx
+  local k = m >= 3 and den > 0 and (m * sxy - sx * sy) / den or 0
+  if k < 0 then
+    local logc = (sy - k * sx) / m
+    local L_at_B = math.exp(logc + k * math.log(B))
+    return -B / (k * L_at_B)
+  end
+  return median(Rs) / math.max(median(Ls), 1e-12)
 end
 
 -- The evaluation of lowest posterior mean among the first n, scored with γ.
@@ -192,10 +228,7 @@ function Run:plan(history)
     return rounds
   end
   if #history < s.init then return rounds end
-  -- γ₁ balances the two terms over the design: median R = γ₁ · median L
-  local Rs, Ls = {}, {}
-  for i = 1, s.init do Rs[i], Ls[i] = history[i].info.R, history[i].info.L end
-  rounds[1].gamma = median(Rs) / math.max(median(Ls), 1e-12)
+  rounds[1].gamma = first_gamma(history, s.init, s.budget)
   local bracket = {}
   for r = 1, #rounds do
     if #history < rounds[r].last then break end
@@ -323,7 +356,7 @@ function Run:score(theta)
   local cand <close>, info = self:apply(theta)
   local out = {theta = theta, R = info[self.s.ratio], R_net = info.params_net, flops = info.flops,
                settings = settings_of(info), layers = info.layers}
-  if self.rescorer then out.L, out.se = self.rescorer:evaluate(cand) end
+  if self.rescorer then out.L, out.se = self:distance(theta) end
   if self.test then out.accuracy = self:accuracy(cand) end
   self.scores[key] = out
   return out
@@ -331,6 +364,19 @@ end
 
 function Run:accuracy(net)
   return self.test:accuracy(net, self.s.test_count and {count = math.min(self.s.test_count, #self.test)} or nil)
+end
+
+-- L̂ ± SE of θ's network on the large fixed sample, kept by θ.
+function Run:distance(theta)
+  local key = table.concat(theta, ",")
+  self.distances = self.distances or {}
+  local d = self.distances[key]
+  if not d then
+    local cand <close> = self:apply(theta)
+    d = {self.rescorer:evaluate(cand)}
+    self.distances[key] = d
+  end
+  return d[1], d[2]
 end
 
 -- ---- outputs ------------------------------------------------------------------------------------
@@ -530,15 +576,23 @@ function Run:finish(history, rounds)
     local X = {}
     for k, rec in ipairs(history) do X[k] = rec.x end
     local mu = self.opt:predict(X)
-    local best
-    for k, rec in ipairs(history) do
-      if rec.info.R <= s.budget and (not best or mu[k] < mu[best]) then best = k end
-    end
-    if not best then
+    local feasible = {}
+    for k, rec in ipairs(history) do if rec.info.R <= s.budget then feasible[#feasible + 1] = k end end
+    if #feasible == 0 then
       fail("no evaluated network is within the budget %g: raise 'evaluations', 'rounds' or the bounds", s.budget)
     end
+    table.sort(feasible, function(a, b) return mu[a] < mu[b] or (mu[a] == mu[b] and a < b) end)
+    -- filling the budget helps some networks more than others: the few most promising ones are
+    -- filled and measured on the fixed sample, and the best of them is chosen
+    local best, best_L, best_theta
+    for c = 1, math.min(FINALISTS, #feasible) do
+      local k = feasible[c]
+      local theta = self:fill(history[k].x, s.budget)
+      local L = self.rescorer and self:distance(theta) or mu[k]
+      if not best_L or L < best_L then best, best_L, best_theta = k, L, theta end
+    end
     self.final_gamma = rounds[#rounds].gamma
-    local chosen = self:score(self:fill(history[best].x, s.budget))
+    local chosen = self:score(best_theta)
     chosen.i = history[best].i
     networks[1] = {label = "chosen", net = chosen}
   else
