@@ -9,7 +9,7 @@
 #include "core/log.h"
 #include "lua/l_tensor.h"
 #include "lua/lb.h"
-#include "nn/loss.h"
+#include "train/loss.h"
 
 #define DATASET_MT "boengine.dataset"
 

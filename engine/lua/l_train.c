@@ -1,4 +1,4 @@
-/* nn.train: the training loop (nn/train.h) from a Lua option table, with Lua callbacks for the
+/* nn.train: the training loop (train/train.h) from a Lua option table, with Lua callbacks for the
  * end of each epoch and, optionally, for the loss. */
 #include <lauxlib.h>
 #include <math.h>
@@ -9,7 +9,7 @@
 #include "lua/l_nn.h"
 #include "lua/l_tensor.h"
 #include "lua/lb.h"
-#include "nn/train.h"
+#include "train/train.h"
 
 #define WHAT "nn.train"
 

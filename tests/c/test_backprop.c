@@ -10,7 +10,7 @@
 #include "core/rng.h"
 #include "graph.h"
 #include "io/safetensors.h"
-#include "nn/backprop.h"
+#include "train/backprop.h"
 #include "nn/build.h"
 #include "nn/exec.h"
 #include "tap.h"

@@ -7,10 +7,10 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
-#include "nn/augment.h"
-#include "nn/loss.h"
-#include "nn/schedule.h"
-#include "nn/sgd.h"
+#include "train/augment.h"
+#include "train/loss.h"
+#include "train/schedule.h"
+#include "train/sgd.h"
 #include "tap.h"
 
 static double max_diff(const float *a, const float *b, int64_t n)

@@ -1,4 +1,4 @@
-#include "nn/augment.h"
+#include "train/augment.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,7 +9,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <stdint.h>
 
-#include "nn/backprop.h"
+#include "train/backprop.h"
 #include "nn/dnnl_util.h"
 
 #define BP_MAX_ARGS 12

@@ -1,4 +1,4 @@
-#include "nn/loss.h"
+#include "train/loss.h"
 
 #include <math.h>
 

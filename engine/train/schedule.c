@@ -1,4 +1,4 @@
-#include "nn/schedule.h"
+#include "train/schedule.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/err.h"
-#include "nn/bp_plan.h"
+#include "train/bp_plan.h"
 
 /* Creates pd from desc with an optional fused ReLU; without it when oneDNN refuses the post-op. */
 static int create_pd(dnnl_primitive_desc_t *pd, const void *desc, int *relu, const char *what)

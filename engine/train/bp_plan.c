@@ -1,5 +1,5 @@
 /* Bookkeeping of a training plan under construction: values, fixed memories, steps, reorders. */
-#include "nn/bp_plan.h"
+#include "train/bp_plan.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,9 +10,9 @@
 #include <stdint.h>
 
 #include "io/dataset.h"
-#include "nn/loss.h"
+#include "train/loss.h"
 #include "nn/net.h"
-#include "nn/schedule.h"
+#include "train/schedule.h"
 
 typedef struct nn_epoch_stats {
     int epoch;                /* 1-based */

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "core/err.h"
-#include "nn/bp_plan.h"
+#include "train/bp_plan.h"
 
 /* A new value holding a + b (both in layout md of a; b reordered first when it is not). */
 static int emit_sum(nn_backprop *p, int a, int v)

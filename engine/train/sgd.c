@@ -1,4 +1,4 @@
-#include "nn/sgd.h"
+#include "train/sgd.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,8 +8,8 @@
 #define BOENGINE_CHECKPOINT_H
 
 #include "nn/net.h"
-#include "nn/sgd.h"
-#include "nn/train.h"
+#include "train/sgd.h"
+#include "train/train.h"
 
 /* Writes the state after epochs_done epochs, whose statistics are stats[0 .. epochs_done-1]. */
 int nn_checkpoint_save(const char *path, const nn_net *net, const nn_sgd *sgd, const char *fingerprint,

@@ -1,6 +1,6 @@
 /* Training plans (backprop.h): building (bp_forward.c, bp_backward.c), buffers shared by lifetime,
  * and running the steps, the C ones (running statistics, dropout, uneven adaptive pools) here. */
-#include "nn/backprop.h"
+#include "train/backprop.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +8,7 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "nn/adaptive_pool.h"
-#include "nn/bp_plan.h"
+#include "train/bp_plan.h"
 
 #define BN_MOMENTUM 0.1
 

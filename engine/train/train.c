@@ -1,4 +1,4 @@
-#include "nn/train.h"
+#include "train/train.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -9,12 +9,12 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/rng.h"
-#include "nn/augment.h"
-#include "nn/backprop.h"
-#include "nn/checkpoint.h"
+#include "train/augment.h"
+#include "train/backprop.h"
+#include "train/checkpoint.h"
 #include "nn/edit.h"
 #include "nn/exec.h"
-#include "nn/sgd.h"
+#include "train/sgd.h"
 
 /* Sub-streams of the seed: each epoch's shuffle and augmentation, each step's dropout. */
 enum { STREAM_SHUFFLE, STREAM_AUGMENT, STREAM_DROPOUT, STREAMS_PER_EPOCH };
