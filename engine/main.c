@@ -12,9 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/buildinfo.h"
 #include "core/log.h"
 #include "lua/lb.h"
-#include "core/buildinfo.h"
+#include "nn/dnnl_util.h"
+#include "nn/exec_cache.h"
 
 static const char *progname = "boengine";
 
@@ -267,6 +269,8 @@ int main(int argc, char **argv)
     int ok = status == LUA_OK && lua_toboolean(L, -1);
     if (status != LUA_OK)
         report(L, status);
-    lua_close(L);
+    lua_close(L);      /* frees every network, whose plans release the cached weights... */
+    exec_cache_free(); /* ...which go now with the pooled buffers, then oneDNN's engine */
+    dn_free();
     return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -24,6 +24,16 @@ int dn_init(void)
     return 0;
 }
 
+void dn_free(void)
+{
+    if (dn_stream)
+        dnnl_stream_destroy(dn_stream);
+    if (dn_engine)
+        dnnl_engine_destroy(dn_engine);
+    dn_stream = NULL;
+    dn_engine = NULL;
+}
+
 void dn_md_plain(dnnl_memory_desc_t *md, int ndims, const int64_t *dims)
 {
     static const dnnl_format_tag_t tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd,
@@ -100,19 +110,6 @@ int dn_grow(void **array, int count, size_t elem)
         return err_set("out of memory");
     *array = a;
     return 0;
-}
-
-int dn_best_buffer(const int *holder_last, const size_t *size, int nbuffers, int def, size_t need)
-{
-    int best = -1;
-    for (int b = 0; b < nbuffers; b++) {
-        if (holder_last[b] >= def)
-            continue;
-        if (best < 0 || (size[b] >= need && (size[best] < need || size[b] < size[best])) ||
-            (size[best] < need && size[b] > size[best]))
-            best = b;
-    }
-    return best;
 }
 
 int dn_weight_dims(const nn_node *n, nn_dims in, int src_nd, int64_t *wdims, int64_t *sdims)

@@ -1,7 +1,8 @@
-/* dnnl_util: what inference (exec.c) and training (backprop.c) share on oneDNN: the one CPU engine
- * and stream, status checks that record a message, memory descriptors in plain or any layout,
- * post-op attributes, reorders of plain float arrays into a primitive's chosen layout, and the
- * bookkeeping of building a plan (growing its arrays, sharing buffers between values). */
+/* dnnl_util: what inference (exec.c) and training (train/backprop.c) share on oneDNN: the one CPU
+ * engine and stream, status checks that record a message, memory descriptors in plain or any
+ * layout, post-op attributes, reorders of plain float arrays into a primitive's chosen layout,
+ * the descriptors of weighted layers, and growing the arrays of a plan under construction (the
+ * plan itself: plan.h). */
 #ifndef BOENGINE_DNNL_UTIL_H
 #define BOENGINE_DNNL_UTIL_H
 
@@ -17,6 +18,10 @@ extern dnnl_stream_t dn_stream;
 
 /* Creates the engine and stream on first use; -1 with err_set on failure. */
 int dn_init(void);
+
+/* Destroys the engine and stream, once every plan and cached memory made with them is gone
+ * (at exit: main.c). */
+void dn_free(void);
 
 /* 0 on success, else -1 with "oneDNN: what: status" recorded. */
 int dn_check(dnnl_status_t st, const char *what);
@@ -50,10 +55,5 @@ int dn_weighted_forward_desc(dn_weighted_desc *d, dnnl_prop_kind_t prop, const n
 /* Makes room for element number count of *array (elements of elem bytes): the capacity is 8, then
  * doubles at every power of two. -1 with err_set when out of memory. */
 int dn_grow(void **array, int count, size_t elem);
-
-/* The buffer for a value defined at step def that needs need bytes, among nbuffers whose last
- * readers are holder_last and sizes size: one free by then, the smallest that is large enough,
- * else the largest; -1 when none is free. */
-int dn_best_buffer(const int *holder_last, const size_t *size, int nbuffers, int def, size_t need);
 
 #endif

@@ -19,28 +19,28 @@ static int emit_sum(nn_backprop *p, int a, int v)
     if (bv < 0 || dn_check(dnnl_binary_desc_init(&d, dnnl_binary_add, &md, &md, &md), "gradient sum descriptor") ||
         dn_check(dnnl_primitive_desc_create(&pd, &d, NULL, dn_engine, NULL), "gradient sum"))
         return -1;
-    step *s = bp_new_step(p, ST_PRIM, pd);
+    plan_step *s = plan_step_new(&p->plan, PLAN_PRIMITIVE, pd);
     dnnl_primitive_desc_destroy(pd);
-    int r = s ? bp_new_value(p, &md) : -1;
+    int r = s ? plan_value_new(&p->plan, &md) : -1;
     if (r < 0)
         return -1;
-    bp_arg(s, DNNL_ARG_SRC_0, a);
-    bp_arg(s, DNNL_ARG_SRC_1, bv);
-    bp_arg(s, DNNL_ARG_DST, r);
+    plan_arg_value(s, DNNL_ARG_SRC_0, a);
+    plan_arg_value(s, DNNL_ARG_SRC_1, bv);
+    plan_arg_value(s, DNNL_ARG_DST, r);
     return r;
 }
 
 /* Hands the gradient v of node j's output (or of the input) to j: the first becomes j's gradient
  * (reordered into j's layout if need be), later ones are added to it. */
-static int deliver(builder *b, int j, int v)
+static int deliver(bp_builder *b, int j, int v)
 {
     nn_backprop *p = b->p;
     if (j == NN_INPUT && p->dinput < 0)
         return 0;
     if (j == NN_INPUT) { /* the caller's buffer: copied into, then added to in place */
-        int first = p->values[p->dinput].def < 0;
-        p->values[p->dinput].def = 0; /* marks it as written while building */
-        return bp_reorder(p, v, -1, p->dinput, !first);
+        int acc = b->input_grad_written;
+        b->input_grad_written = 1;
+        return plan_reorder(&p->plan, v, NULL, p->dinput, NULL, acc);
     }
     if (b->grad[j] >= 0)
         return (b->grad[j] = emit_sum(p, b->grad[j], v)) < 0 ? -1 : 0;
@@ -48,23 +48,23 @@ static int deliver(builder *b, int j, int v)
 }
 
 static int prim_step(nn_backprop *p, const void *desc, const dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd,
-                     step **s, const char *what)
+                     plan_step **s, const char *what)
 {
     if (dn_check(dnnl_primitive_desc_create(pd, desc, NULL, dn_engine, hint), what))
         return -1;
-    *s = bp_new_step(p, ST_PRIM, *pd);
+    *s = plan_step_new(&p->plan, PLAN_PRIMITIVE, *pd);
     return *s ? 0 : -1;
 }
 
 /* The gradient before a ReLU from the one after it and the ReLU's output: a new value. */
-static int bwd_relu(builder *b, int dst, int g, dnnl_primitive_desc_t hint)
+static int bwd_relu(bp_builder *b, int dst, int g, dnnl_primitive_desc_t hint)
 {
     nn_backprop *p = b->p;
     dnnl_primitive_desc_t own = NULL, pd = NULL;
     if (!hint && bp_relu_pd(&own, bp_md(p, dst)))
         return -1;
     dnnl_eltwise_desc_t d;
-    step *s = NULL;
+    plan_step *s = NULL;
     int rc = dn_check(dnnl_eltwise_backward_desc_init(&d, dnnl_eltwise_relu_use_dst_for_bwd, bp_md(p, g),
                                                       bp_md(p, dst), 0, 0),
                       "relu backward descriptor") ||
@@ -73,12 +73,12 @@ static int bwd_relu(builder *b, int dst, int g, dnnl_primitive_desc_t hint)
         dnnl_primitive_desc_destroy(pd);
     if (own)
         dnnl_primitive_desc_destroy(own);
-    int r = rc ? -1 : bp_new_value(p, bp_md(p, g));
+    int r = rc ? -1 : plan_value_new(&p->plan, bp_md(p, g));
     if (r < 0)
         return -1;
-    bp_arg(s, DNNL_ARG_DST, dst);
-    bp_arg(s, DNNL_ARG_DIFF_DST, g);
-    bp_arg(s, DNNL_ARG_DIFF_SRC, r);
+    plan_arg_value(s, DNNL_ARG_DST, dst);
+    plan_arg_value(s, DNNL_ARG_DIFF_DST, g);
+    plan_arg_value(s, DNNL_ARG_DIFF_SRC, r);
     return r;
 }
 
@@ -91,15 +91,15 @@ static int is_reference(const_dnnl_primitive_desc_t pd)
 }
 
 /* Descriptor of a convolution's or inner product's backward data (data = 1) or weights pass,
- * in the forward pass's layouts (fixed) or in layouts oneDNN may choose. */
-static int bwd_desc(void *d, const nn_node *n, const unit *u, const nn_backprop *p, int g, int data, int fixed)
+ * in the forward pass's layouts (same) or in layouts oneDNN may choose. */
+static int bwd_desc(void *d, const nn_node *n, const bp_unit *u, const nn_backprop *p, int g, int data, int same)
 {
     dnnl_dims_t strides = {n->sh, n->sw}, pad = {n->ph, n->pw};
     int64_t bdims[1] = {n->out};
     dnnl_memory_desc_t wmd, bmd, smd = *bp_md(p, u->src), gmd = *bp_md(p, g);
     dn_md_any(&wmd, u->wnd, u->wdims);
     dn_md_plain(&bmd, 1, bdims);
-    if (!fixed) {
+    if (!same) {
         dn_md_any(&smd, smd.ndims, smd.dims);
         dn_md_any(&gmd, gmd.ndims, gmd.dims);
     }
@@ -119,7 +119,7 @@ static int bwd_desc(void *d, const nn_node *n, const unit *u, const nn_backprop 
 
 /* A backward primitive descriptor in the forward pass's layouts, or, when that leaves oneDNN only
  * its reference implementation (a first layer reads a plain input, say), in layouts it chooses. */
-static int bwd_pd(dnnl_primitive_desc_t *pd, const nn_node *n, const unit *u, const nn_backprop *p, int g, int data)
+static int bwd_pd(dnnl_primitive_desc_t *pd, const nn_node *n, const bp_unit *u, const nn_backprop *p, int g, int data)
 {
     union {
         dnnl_convolution_desc_t conv;
@@ -136,7 +136,7 @@ static int bwd_pd(dnnl_primitive_desc_t *pd, const nn_node *n, const unit *u, co
            dn_check(dnnl_primitive_desc_create(pd, &d, NULL, dn_engine, u->pd), data ? "backward data" : "backward weights");
 }
 
-static int bwd_weighted(builder *b, unit *u, int g)
+static int bwd_weighted(bp_builder *b, bp_unit *u, int g)
 {
     nn_backprop *p = b->p;
     int i = u->head;
@@ -144,27 +144,29 @@ static int bwd_weighted(builder *b, unit *u, int g)
     int in = n->in[0];
     int64_t bdims[1] = {n->out};
     dnnl_primitive_desc_t pd = NULL;
-    step *s;
+    plan_step *s;
     /* data first: it reads the weights before nothing else changes them, and frees g's consumers */
     if (in != NN_INPUT || p->dinput >= 0) {
         if (bwd_pd(&pd, n, u, p, g, 1))
             return -1;
-        int wv = -1, wf = -1;
+        int wv = -1;
+        dnnl_memory_t wf = NULL;
         int gd = bp_as_layout(p, g, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0));
-        int ds = gd < 0 ? -1 : bp_new_value(p, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0));
+        int ds = gd < 0 ? -1 : plan_value_new(&p->plan, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0));
         const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         if (u->wvalue >= 0 && dnnl_memory_desc_equal(bp_md(p, u->wvalue), want))
             wv = u->wvalue; /* the forward pass's copy in this layout */
-        int rc = ds < 0 || (wv < 0 && bp_weights_in(b, i, u, want, &wv, &wf)) || !(s = bp_new_step(p, ST_PRIM, pd));
+        int rc = ds < 0 || (wv < 0 && bp_weights_in(b, i, u, want, &wv, &wf)) ||
+                 !(s = plan_step_new(&p->plan, PLAN_PRIMITIVE, pd));
         dnnl_primitive_desc_destroy(pd);
         if (rc)
             return -1;
-        bp_arg(s, DNNL_ARG_DIFF_DST, gd);
+        plan_arg_value(s, DNNL_ARG_DIFF_DST, gd);
         if (wv >= 0)
-            bp_arg(s, DNNL_ARG_WEIGHTS, wv);
+            plan_arg_value(s, DNNL_ARG_WEIGHTS, wv);
         else
-            bp_arg_fixed(s, DNNL_ARG_WEIGHTS, wf);
-        bp_arg(s, DNNL_ARG_DIFF_SRC, ds);
+            plan_arg_memory(s, DNNL_ARG_WEIGHTS, wf);
+        plan_arg_value(s, DNNL_ARG_DIFF_SRC, ds);
         if (deliver(b, in, ds))
             return -1;
     }
@@ -172,31 +174,33 @@ static int bwd_weighted(builder *b, unit *u, int g)
         return -1;
     int gw = bp_as_layout(p, g, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0));
     int src = gw < 0 ? -1 : bp_as_layout(p, u->src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0));
-    int gwf = bp_get_fixed(p, i, 2, u->wnd, u->wdims), gbf = n->has_bias ? bp_get_fixed(p, i, 3, 1, bdims) : 0;
+    dnnl_memory_t gwf = bp_param_memory(p, i, 2, u->wnd, u->wdims);
+    dnnl_memory_t gbf = gwf && n->has_bias ? bp_param_memory(p, i, 3, 1, bdims) : NULL;
+    int params_ok = gwf && (gbf || !n->has_bias);
     const dnnl_memory_desc_t *dwmd = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0);
     const dnnl_memory_desc_t *plain;
     int dw = -1;
-    if (src >= 0 && gwf >= 0 && gbf >= 0) {
-        dnnl_memory_get_memory_desc(p->fixed[gwf].mem, &plain);
+    if (src >= 0 && params_ok) {
+        dnnl_memory_get_memory_desc(gwf, &plain);
         if (!dnnl_memory_desc_equal(plain, dwmd))
-            dw = bp_new_value(p, dwmd);
+            dw = plan_value_new(&p->plan, dwmd);
     }
-    s = src >= 0 && gwf >= 0 && gbf >= 0 ? bp_new_step(p, ST_PRIM, pd) : NULL;
+    s = src >= 0 && params_ok ? plan_step_new(&p->plan, PLAN_PRIMITIVE, pd) : NULL;
     dnnl_primitive_desc_destroy(pd);
     if (!s)
         return -1;
-    bp_arg(s, DNNL_ARG_SRC, src);
-    bp_arg(s, DNNL_ARG_DIFF_DST, gw);
+    plan_arg_value(s, DNNL_ARG_SRC, src);
+    plan_arg_value(s, DNNL_ARG_DIFF_DST, gw);
     if (dw >= 0)
-        bp_arg(s, DNNL_ARG_DIFF_WEIGHTS, dw);
+        plan_arg_value(s, DNNL_ARG_DIFF_WEIGHTS, dw);
     else
-        bp_arg_fixed(s, DNNL_ARG_DIFF_WEIGHTS, gwf);
+        plan_arg_memory(s, DNNL_ARG_DIFF_WEIGHTS, gwf);
     if (n->has_bias)
-        bp_arg_fixed(s, DNNL_ARG_DIFF_BIAS, gbf);
-    return dw >= 0 ? bp_reorder_to_fixed(p, dw, gwf) : 0;
+        plan_arg_memory(s, DNNL_ARG_DIFF_BIAS, gbf);
+    return dw >= 0 ? plan_reorder(&p->plan, dw, NULL, -1, gwf, 0) : 0;
 }
 
-static int bwd_batchnorm(builder *b, unit *u, int g)
+static int bwd_batchnorm(bp_builder *b, bp_unit *u, int g)
 {
     nn_backprop *p = b->p;
     int i = u->head;
@@ -204,7 +208,7 @@ static int bwd_batchnorm(builder *b, unit *u, int g)
     unsigned flags = dnnl_use_scale | dnnl_use_shift | (u->relu ? dnnl_fuse_norm_relu : 0);
     dnnl_batch_normalization_desc_t d;
     dnnl_primitive_desc_t pd = NULL;
-    step *s = NULL;
+    plan_step *s = NULL;
     int64_t cdims[1] = {p->dims[i].c};
     int rc = dn_check(dnnl_batch_normalization_backward_desc_init(&d, dnnl_backward, bp_md(p, g), bp_md(p, u->src),
                                                                   n->eps, flags),
@@ -212,28 +216,30 @@ static int bwd_batchnorm(builder *b, unit *u, int g)
              prim_step(p, &d, u->pd, &pd, &s, "batch norm backward");
     if (pd)
         dnnl_primitive_desc_destroy(pd);
-    int sf = bp_get_fixed(p, i, 0, 1, cdims), hf = bp_get_fixed(p, i, 1, 1, cdims);
-    int gsf = bp_get_fixed(p, i, 2, 1, cdims), ghf = bp_get_fixed(p, i, 3, 1, cdims);
-    if (rc || sf < 0 || hf < 0 || gsf < 0 || ghf < 0)
+    dnnl_memory_t mems[4] = {NULL}; /* scale, shift and their gradients */
+    for (int slot = 0; slot < 4 && !rc; slot++)
+        rc = !(mems[slot] = bp_param_memory(p, i, slot, 1, cdims));
+    if (rc)
         return -1;
-    bp_arg(s, DNNL_ARG_SRC, u->src);
-    bp_arg(s, DNNL_ARG_MEAN, u->mean);
-    bp_arg(s, DNNL_ARG_VARIANCE, u->var);
-    bp_arg_fixed(s, DNNL_ARG_SCALE, sf);
-    bp_arg_fixed(s, DNNL_ARG_SHIFT, hf);
+    dnnl_memory_t sf = mems[0], hf = mems[1], gsf = mems[2], ghf = mems[3];
+    plan_arg_value(s, DNNL_ARG_SRC, u->src);
+    plan_arg_value(s, DNNL_ARG_MEAN, u->mean);
+    plan_arg_value(s, DNNL_ARG_VARIANCE, u->var);
+    plan_arg_memory(s, DNNL_ARG_SCALE, sf);
+    plan_arg_memory(s, DNNL_ARG_SHIFT, hf);
     if (u->relu)
-        bp_arg(s, DNNL_ARG_WORKSPACE, u->ws);
-    int ds = bp_new_value(p, bp_md(p, g));
+        plan_arg_value(s, DNNL_ARG_WORKSPACE, u->ws);
+    int ds = plan_value_new(&p->plan, bp_md(p, g));
     if (ds < 0)
         return -1;
-    bp_arg(s, DNNL_ARG_DIFF_DST, g);
-    bp_arg(s, DNNL_ARG_DIFF_SRC, ds);
-    bp_arg_fixed(s, DNNL_ARG_DIFF_SCALE, gsf);
-    bp_arg_fixed(s, DNNL_ARG_DIFF_SHIFT, ghf);
+    plan_arg_value(s, DNNL_ARG_DIFF_DST, g);
+    plan_arg_value(s, DNNL_ARG_DIFF_SRC, ds);
+    plan_arg_memory(s, DNNL_ARG_DIFF_SCALE, gsf);
+    plan_arg_memory(s, DNNL_ARG_DIFF_SHIFT, ghf);
     return deliver(b, n->in[0], ds);
 }
 
-static int bwd_pool(builder *b, unit *u, int g)
+static int bwd_pool(bp_builder *b, bp_unit *u, int g)
 {
     nn_backprop *p = b->p;
     int i = u->head;
@@ -242,8 +248,8 @@ static int bwd_pool(builder *b, unit *u, int g)
     bp_pool_geometry(b, i, &alg, strides, kernel, pl, pr);
     dnnl_pooling_desc_t d;
     dnnl_primitive_desc_t pd = NULL;
-    step *s = NULL;
-    int ds = bp_new_value(p, bp_md(p, u->src));
+    plan_step *s = NULL;
+    int ds = plan_value_new(&p->plan, bp_md(p, u->src));
     int rc = ds < 0 ||
              dn_check(dnnl_pooling_backward_desc_init(&d, alg, bp_md(p, ds), bp_md(p, g), strides, kernel, pl, pr),
                       "pooling backward descriptor") ||
@@ -252,20 +258,20 @@ static int bwd_pool(builder *b, unit *u, int g)
         dnnl_primitive_desc_destroy(pd);
     if (rc)
         return -1;
-    bp_arg(s, DNNL_ARG_DIFF_DST, g);
-    bp_arg(s, DNNL_ARG_DIFF_SRC, ds);
+    plan_arg_value(s, DNNL_ARG_DIFF_DST, g);
+    plan_arg_value(s, DNNL_ARG_DIFF_SRC, ds);
     if (u->ws >= 0)
-        bp_arg(s, DNNL_ARG_WORKSPACE, u->ws);
+        plan_arg_value(s, DNNL_ARG_WORKSPACE, u->ws);
     return deliver(b, b->net->nodes[i].in[0], ds);
 }
 
-static int bwd_softmax(builder *b, unit *u, int g)
+static int bwd_softmax(bp_builder *b, bp_unit *u, int g)
 {
     nn_backprop *p = b->p;
     dnnl_softmax_desc_t d;
     dnnl_primitive_desc_t pd = NULL;
-    step *s = NULL;
-    int ds = bp_new_value(p, bp_md(p, g));
+    plan_step *s = NULL;
+    int ds = plan_value_new(&p->plan, bp_md(p, g));
     int rc = ds < 0 ||
              dn_check(dnnl_softmax_backward_desc_init(&d, bp_md(p, g), bp_md(p, u->dst), 1),
                       "softmax backward descriptor") ||
@@ -274,31 +280,31 @@ static int bwd_softmax(builder *b, unit *u, int g)
         dnnl_primitive_desc_destroy(pd);
     if (rc)
         return -1;
-    bp_arg(s, DNNL_ARG_DST, u->dst);
-    bp_arg(s, DNNL_ARG_DIFF_DST, g);
-    bp_arg(s, DNNL_ARG_DIFF_SRC, ds);
+    plan_arg_value(s, DNNL_ARG_DST, u->dst);
+    plan_arg_value(s, DNNL_ARG_DIFF_DST, g);
+    plan_arg_value(s, DNNL_ARG_DIFF_SRC, ds);
     return deliver(b, b->net->nodes[u->head].in[0], ds);
 }
 
-static int bwd_c_step(builder *b, unit *u, int g, step_kind kind)
+static int bwd_c_step(bp_builder *b, bp_unit *u, int g, int kind)
 {
     nn_backprop *p = b->p;
     const nn_node *n = &b->net->nodes[u->head];
-    int ds = bp_new_value(p, kind == ST_ADAPTIVE_BACK ? bp_md(p, u->src) : bp_md(p, g));
+    int ds = plan_value_new(&p->plan, kind == PLAN_ADAPTIVE_POOL_BACK ? bp_md(p, u->src) : bp_md(p, g));
     if (ds < 0)
         return -1;
-    step *s = bp_new_step(p, kind, NULL);
+    plan_step *s = plan_step_new(&p->plan, kind, NULL);
     if (!s)
         return -1;
     s->node = u->head;
-    bp_arg(s, DNNL_ARG_DIFF_DST, g);
+    plan_arg_value(s, DNNL_ARG_DIFF_DST, g);
     if (u->ws >= 0)
-        bp_arg(s, DNNL_ARG_WORKSPACE, u->ws);
-    bp_arg(s, DNNL_ARG_DIFF_SRC, ds);
+        plan_arg_value(s, DNNL_ARG_WORKSPACE, u->ws);
+    plan_arg_value(s, DNNL_ARG_DIFF_SRC, ds);
     return deliver(b, n->in[0], ds);
 }
 
-int bp_backward_unit(builder *b, unit *u)
+int bp_backward_unit(bp_builder *b, bp_unit *u)
 {
     const nn_node *n = &b->net->nodes[u->head];
     int g = b->grad[u->last];
@@ -327,13 +333,13 @@ int bp_backward_unit(builder *b, unit *u)
     case NN_SOFTMAX:
         return bwd_softmax(b, u, g);
     case NN_DROPOUT:
-        return u->alias ? deliver(b, n->in[0], g) : bwd_c_step(b, u, g, ST_DROPOUT_BACK);
+        return u->alias ? deliver(b, n->in[0], g) : bwd_c_step(b, u, g, BP_DROPOUT_BACK);
     case NN_ADAPTIVE_AVGPOOL:
         if (u->alias)
             return deliver(b, n->in[0], g);
         if (u->pd)
             return bwd_pool(b, u, g);
-        return bwd_c_step(b, u, g, ST_ADAPTIVE_BACK);
+        return bwd_c_step(b, u, g, PLAN_ADAPTIVE_POOL_BACK);
     default:
         return bwd_pool(b, u, g);
     }

@@ -21,7 +21,7 @@ static int create_pd(dnnl_primitive_desc_t *pd, const void *desc, int *relu, con
     return dn_check(dnnl_primitive_desc_create(pd, desc, NULL, dn_engine, NULL), what);
 }
 
-static int fwd_weighted(builder *b, unit *u, int relu)
+static int fwd_weighted(bp_builder *b, bp_unit *u, int relu)
 {
     nn_backprop *p = b->p;
     int i = u->head;
@@ -44,28 +44,29 @@ static int fwd_weighted(builder *b, unit *u, int relu)
     u->relu = relu;
     if (create_pd(&u->pd, &d, &u->relu, "primitive descriptor"))
         return -1;
-    int wf;
-    u->src = bp_in_layout(b, src, dnnl_primitive_desc_query_md(u->pd, dnnl_query_src_md, 0));
+    dnnl_memory_t wf, bf = NULL;
+    u->src = bp_as_layout(p, src, dnnl_primitive_desc_query_md(u->pd, dnnl_query_src_md, 0));
     if (u->src < 0 || bp_weights_in(b, i, u, dnnl_primitive_desc_query_md(u->pd, dnnl_query_weights_md, 0),
-                                 &u->wvalue, &wf))
+                                    &u->wvalue, &wf))
         return -1;
-    int bf = n->has_bias ? bp_get_fixed(p, i, 1, 1, bdims) : 0;
-    u->dst = bf >= 0 ? bp_new_value(p, dnnl_primitive_desc_query_md(u->pd, dnnl_query_dst_md, 0)) : -1;
-    step *s = u->dst >= 0 ? bp_new_step(p, ST_PRIM, u->pd) : NULL;
+    if (n->has_bias && !(bf = bp_param_memory(p, i, 1, 1, bdims)))
+        return -1;
+    u->dst = plan_value_new(&p->plan, dnnl_primitive_desc_query_md(u->pd, dnnl_query_dst_md, 0));
+    plan_step *s = u->dst >= 0 ? plan_step_new(&p->plan, PLAN_PRIMITIVE, u->pd) : NULL;
     if (!s)
         return -1;
-    bp_arg(s, DNNL_ARG_SRC, u->src);
+    plan_arg_value(s, DNNL_ARG_SRC, u->src);
     if (u->wvalue >= 0)
-        bp_arg(s, DNNL_ARG_WEIGHTS, u->wvalue);
+        plan_arg_value(s, DNNL_ARG_WEIGHTS, u->wvalue);
     else
-        bp_arg_fixed(s, DNNL_ARG_WEIGHTS, wf);
+        plan_arg_memory(s, DNNL_ARG_WEIGHTS, wf);
     if (n->has_bias)
-        bp_arg_fixed(s, DNNL_ARG_BIAS, bf);
-    bp_arg(s, DNNL_ARG_DST, u->dst);
+        plan_arg_memory(s, DNNL_ARG_BIAS, bf);
+    plan_arg_value(s, DNNL_ARG_DST, u->dst);
     return 0;
 }
 
-static int fwd_batchnorm(builder *b, unit *u, int relu)
+static int fwd_batchnorm(bp_builder *b, bp_unit *u, int relu)
 {
     nn_backprop *p = b->p;
     int i = u->head;
@@ -80,38 +81,39 @@ static int fwd_batchnorm(builder *b, unit *u, int relu)
         dn_check(dnnl_primitive_desc_create(&u->pd, &d, NULL, dn_engine, NULL), "batch norm primitive descriptor"))
         return -1;
     int64_t cdims[1] = {p->dims[i].c};
-    int sf = bp_get_fixed(p, i, 0, 1, cdims), hf = bp_get_fixed(p, i, 1, 1, cdims);
-    if (sf < 0 || hf < 0)
+    dnnl_memory_t sf = bp_param_memory(p, i, 0, 1, cdims), hf = sf ? bp_param_memory(p, i, 1, 1, cdims) : NULL;
+    if (!hf)
         return -1;
-    u->dst = bp_new_value(p, dnnl_primitive_desc_query_md(u->pd, dnnl_query_dst_md, 0));
-    u->mean = bp_new_value(p, dnnl_primitive_desc_query_md(u->pd, dnnl_query_dst_md, 1));
-    u->var = bp_new_value(p, dnnl_primitive_desc_query_md(u->pd, dnnl_query_dst_md, 2));
+    u->dst = plan_value_new(&p->plan, dnnl_primitive_desc_query_md(u->pd, dnnl_query_dst_md, 0));
+    u->mean = plan_value_new(&p->plan, dnnl_primitive_desc_query_md(u->pd, dnnl_query_dst_md, 1));
+    u->var = plan_value_new(&p->plan, dnnl_primitive_desc_query_md(u->pd, dnnl_query_dst_md, 2));
     if (relu)
-        u->ws = bp_new_value(p, dnnl_primitive_desc_query_md(u->pd, dnnl_query_workspace_md, 0));
-    step *s = u->dst >= 0 && u->mean >= 0 && u->var >= 0 && (!relu || u->ws >= 0) ? bp_new_step(p, ST_PRIM, u->pd)
-                                                                                   : NULL;
+        u->ws = plan_value_new(&p->plan, dnnl_primitive_desc_query_md(u->pd, dnnl_query_workspace_md, 0));
+    plan_step *s = u->dst >= 0 && u->mean >= 0 && u->var >= 0 && (!relu || u->ws >= 0)
+                       ? plan_step_new(&p->plan, PLAN_PRIMITIVE, u->pd)
+                       : NULL;
     if (!s)
         return -1;
-    bp_arg(s, DNNL_ARG_SRC, u->src);
-    bp_arg_fixed(s, DNNL_ARG_SCALE, sf);
-    bp_arg_fixed(s, DNNL_ARG_SHIFT, hf);
-    bp_arg(s, DNNL_ARG_DST, u->dst);
-    bp_arg(s, DNNL_ARG_MEAN, u->mean);
-    bp_arg(s, DNNL_ARG_VARIANCE, u->var);
+    plan_arg_value(s, DNNL_ARG_SRC, u->src);
+    plan_arg_memory(s, DNNL_ARG_SCALE, sf);
+    plan_arg_memory(s, DNNL_ARG_SHIFT, hf);
+    plan_arg_value(s, DNNL_ARG_DST, u->dst);
+    plan_arg_value(s, DNNL_ARG_MEAN, u->mean);
+    plan_arg_value(s, DNNL_ARG_VARIANCE, u->var);
     if (relu)
-        bp_arg(s, DNNL_ARG_WORKSPACE, u->ws);
+        plan_arg_value(s, DNNL_ARG_WORKSPACE, u->ws);
     if (p->flags & NN_BACKPROP_KEEP_STATS)
         return 0;
-    step *r = bp_new_step(p, ST_RUNNING_STATS, NULL);
+    plan_step *r = plan_step_new(&p->plan, BP_RUNNING_STATS, NULL);
     if (!r)
         return -1;
     r->node = i;
-    bp_arg(r, DNNL_ARG_MEAN, u->mean);
-    bp_arg(r, DNNL_ARG_VARIANCE, u->var);
+    plan_arg_value(r, DNNL_ARG_MEAN, u->mean);
+    plan_arg_value(r, DNNL_ARG_VARIANCE, u->var);
     return 0;
 }
 
-static int fwd_simple(builder *b, unit *u)
+static int fwd_simple(bp_builder *b, bp_unit *u)
 {
     nn_backprop *p = b->p;
     int i = u->head;
@@ -127,22 +129,22 @@ static int fwd_simple(builder *b, unit *u)
             dn_check(dnnl_primitive_desc_create(&u->pd, &d, NULL, dn_engine, NULL), "softmax primitive descriptor"))
             return -1;
     }
-    u->dst = bp_new_value(p, dnnl_primitive_desc_query_md(u->pd, dnnl_query_dst_md, 0));
-    step *s = u->dst >= 0 ? bp_new_step(p, ST_PRIM, u->pd) : NULL;
+    u->dst = plan_value_new(&p->plan, dnnl_primitive_desc_query_md(u->pd, dnnl_query_dst_md, 0));
+    plan_step *s = u->dst >= 0 ? plan_step_new(&p->plan, PLAN_PRIMITIVE, u->pd) : NULL;
     if (!s)
         return -1;
-    bp_arg(s, DNNL_ARG_SRC, u->src);
-    bp_arg(s, DNNL_ARG_DST, u->dst);
+    plan_arg_value(s, DNNL_ARG_SRC, u->src);
+    plan_arg_value(s, DNNL_ARG_DST, u->dst);
     return 0;
 }
 
-static int fwd_add(builder *b, unit *u, int relu)
+static int fwd_add(bp_builder *b, bp_unit *u, int relu)
 {
     nn_backprop *p = b->p;
     int i = u->head;
     u->src = bp_src_value(b, i, 0);
     dnnl_memory_desc_t dmd = *bp_md(p, u->src);
-    u->src1 = bp_in_layout(b, bp_src_value(b, i, 1), &dmd);
+    u->src1 = bp_as_layout(p, bp_src_value(b, i, 1), &dmd);
     if (u->src1 < 0)
         return -1;
     dnnl_binary_desc_t d;
@@ -150,17 +152,17 @@ static int fwd_add(builder *b, unit *u, int relu)
     if (dn_check(dnnl_binary_desc_init(&d, dnnl_binary_add, &dmd, bp_md(p, u->src1), &dmd), "add descriptor") ||
         create_pd(&u->pd, &d, &u->relu, "add primitive descriptor"))
         return -1;
-    u->dst = bp_new_value(p, &dmd);
-    step *s = u->dst >= 0 ? bp_new_step(p, ST_PRIM, u->pd) : NULL;
+    u->dst = plan_value_new(&p->plan, &dmd);
+    plan_step *s = u->dst >= 0 ? plan_step_new(&p->plan, PLAN_PRIMITIVE, u->pd) : NULL;
     if (!s)
         return -1;
-    bp_arg(s, DNNL_ARG_SRC_0, u->src);
-    bp_arg(s, DNNL_ARG_SRC_1, u->src1);
-    bp_arg(s, DNNL_ARG_DST, u->dst);
+    plan_arg_value(s, DNNL_ARG_SRC_0, u->src);
+    plan_arg_value(s, DNNL_ARG_SRC_1, u->src1);
+    plan_arg_value(s, DNNL_ARG_DST, u->dst);
     return 0;
 }
 
-static int fwd_pool(builder *b, unit *u)
+static int fwd_pool(bp_builder *b, bp_unit *u)
 {
     nn_backprop *p = b->p;
     int i = u->head;
@@ -178,22 +180,22 @@ static int fwd_pool(builder *b, unit *u)
                  "pooling descriptor") ||
         dn_check(dnnl_primitive_desc_create(&u->pd, &d, NULL, dn_engine, NULL), "pooling primitive descriptor"))
         return -1;
-    u->dst = bp_new_value(p, dnnl_primitive_desc_query_md(u->pd, dnnl_query_dst_md, 0));
+    u->dst = plan_value_new(&p->plan, dnnl_primitive_desc_query_md(u->pd, dnnl_query_dst_md, 0));
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(u->pd, dnnl_query_workspace_md, 0);
     if (wmd && wmd->ndims > 0)
-        u->ws = bp_new_value(p, wmd);
-    step *s = u->dst >= 0 ? bp_new_step(p, ST_PRIM, u->pd) : NULL;
+        u->ws = plan_value_new(&p->plan, wmd);
+    plan_step *s = u->dst >= 0 ? plan_step_new(&p->plan, PLAN_PRIMITIVE, u->pd) : NULL;
     if (!s)
         return -1;
-    bp_arg(s, DNNL_ARG_SRC, u->src);
-    bp_arg(s, DNNL_ARG_DST, u->dst);
+    plan_arg_value(s, DNNL_ARG_SRC, u->src);
+    plan_arg_value(s, DNNL_ARG_DST, u->dst);
     if (u->ws >= 0)
-        bp_arg(s, DNNL_ARG_WORKSPACE, u->ws);
+        plan_arg_value(s, DNNL_ARG_WORKSPACE, u->ws);
     return 0;
 }
 
 /* Adaptive average pool over uneven bins: plain layout, C loops. */
-static int fwd_adaptive_uneven(builder *b, unit *u)
+static int fwd_adaptive_uneven(bp_builder *b, bp_unit *u)
 {
     nn_backprop *p = b->p;
     int i = u->head;
@@ -202,35 +204,35 @@ static int fwd_adaptive_uneven(builder *b, unit *u)
     dnnl_memory_desc_t smd, dmd;
     dn_md_plain(&smd, 4, sdims);
     dn_md_plain(&dmd, 4, ddims);
-    u->src = bp_in_layout(b, bp_src_value(b, i, 0), &smd);
-    u->dst = u->src >= 0 ? bp_new_value(p, &dmd) : -1;
-    step *s = u->dst >= 0 ? bp_new_step(p, ST_ADAPTIVE, NULL) : NULL;
+    u->src = bp_as_layout(p, bp_src_value(b, i, 0), &smd);
+    u->dst = u->src >= 0 ? plan_value_new(&p->plan, &dmd) : -1;
+    plan_step *s = u->dst >= 0 ? plan_step_new(&p->plan, PLAN_ADAPTIVE_POOL, NULL) : NULL;
     if (!s)
         return -1;
     s->node = i;
-    bp_arg(s, DNNL_ARG_SRC, u->src);
-    bp_arg(s, DNNL_ARG_DST, u->dst);
+    plan_arg_value(s, DNNL_ARG_SRC, u->src);
+    plan_arg_value(s, DNNL_ARG_DST, u->dst);
     return 0;
 }
 
-static int fwd_dropout(builder *b, unit *u)
+static int fwd_dropout(bp_builder *b, bp_unit *u)
 {
     nn_backprop *p = b->p;
     int i = u->head;
     u->src = bp_src_value(b, i, 0);
-    u->ws = bp_new_value(p, bp_md(p, u->src));
-    u->dst = u->ws >= 0 ? bp_new_value(p, bp_md(p, u->src)) : -1;
-    step *s = u->dst >= 0 ? bp_new_step(p, ST_DROPOUT, NULL) : NULL;
+    u->ws = plan_value_new(&p->plan, bp_md(p, u->src));
+    u->dst = u->ws >= 0 ? plan_value_new(&p->plan, bp_md(p, u->src)) : -1;
+    plan_step *s = u->dst >= 0 ? plan_step_new(&p->plan, BP_DROPOUT, NULL) : NULL;
     if (!s)
         return -1;
     s->node = i;
-    bp_arg(s, DNNL_ARG_SRC, u->src);
-    bp_arg(s, DNNL_ARG_WORKSPACE, u->ws);
-    bp_arg(s, DNNL_ARG_DST, u->dst);
+    plan_arg_value(s, DNNL_ARG_SRC, u->src);
+    plan_arg_value(s, DNNL_ARG_WORKSPACE, u->ws);
+    plan_arg_value(s, DNNL_ARG_DST, u->dst);
     return 0;
 }
 
-int bp_forward(builder *b)
+int bp_forward(bp_builder *b)
 {
     const nn_net *net = b->net;
     nn_backprop *p = b->p;
@@ -242,7 +244,7 @@ int bp_forward(builder *b)
         if (done[i])
             continue;
         const nn_node *n = &net->nodes[i];
-        unit *u = bp_new_unit(b, i);
+        bp_unit *u = bp_new_unit(b, i);
         if (!u) {
             rc = -1;
             break;
