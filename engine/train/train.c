@@ -68,9 +68,11 @@ double nn_evaluate(nn_net *net, const dataset *d, int batch)
     return done == n ? (double)correct / (double)n : NAN;
 }
 
+/* Checks the options against the network and the data; *steps: steps per epoch. */
 static int check_opts(const nn_net *net, const dataset *train, const nn_train_opts *o, int64_t *steps)
 {
     const nn_schedule *s = &o->schedule;
+    *steps = 0;
     if (o->epochs < 1)
         return err_set("train: epochs must be at least 1, got %d", o->epochs);
     if (o->batch < 1)
@@ -107,16 +109,26 @@ static int check_opts(const nn_net *net, const dataset *train, const nn_train_op
     return 0;
 }
 
-/* Everything a run allocates, freed in one place. */
+/* A run: what it trains on, and everything it allocates, freed in one place. */
 typedef struct run {
+    nn_net *net;
+    const dataset *train;
+    const nn_train_opts *o;
+    int c, h, w;                /* an example's shape */
+    int64_t n, batch, steps, k; /* examples per epoch, batch, steps per epoch, outputs per example */
+    int first;                  /* the first epoch trained (after those a checkpoint restored) */
+    double seconds;             /* training time of the epochs so far */
+    char fingerprint[512];      /* the options that make two runs the same run (checkpoints) */
+    progress bar;
     nn_backprop *bp;
     nn_sgd *sgd;
     tensor *x, **params, **grads;
-    int64_t *pool, *order, *idx;
+    int64_t *pool, *order, *idx; /* the examples drawn from, an epoch's order of them, a batch's */
     int *labels;
     float *grad, *fill;
+    nn_augment aug;
     rng *shuffle, *augment;
-    nn_epoch_stats *stats; /* of every epoch so far, for the checkpoint */
+    nn_epoch_stats *stats;       /* of every epoch so far, for the checkpoint */
 } run;
 
 static void run_free(run *r)
@@ -156,8 +168,9 @@ static void fingerprint(const dataset *train, const nn_train_opts *o, char *buf,
 }
 
 /* The optimizer over every parameter that has a gradient (running statistics excluded). */
-static int make_sgd(nn_net *net, run *r, const nn_train_opts *o)
+static int make_sgd(run *r)
 {
+    nn_net *net = r->net;
     int count = 0;
     r->params = malloc((size_t)(2 * net->count + 1) * sizeof *r->params);
     r->grads = malloc((size_t)(2 * net->count + 1) * sizeof *r->grads);
@@ -171,15 +184,88 @@ static int make_sgd(nn_net *net, run *r, const nn_train_opts *o)
                 r->grads[count++] = g;
             }
         }
-    nn_sgd_opts so = {o->momentum, o->weight_decay, o->nesterov};
+    nn_sgd_opts so = {r->o->momentum, r->o->weight_decay, r->o->nesterov};
     return (r->sgd = nn_sgd_new(count, r->params, r->grads, &so)) ? 0 : -1;
+}
+
+/* The examples the run draws its epochs from: all, or a fixed random subset. */
+static int choose_examples(run *r)
+{
+    if (!r->o->subset) {
+        for (int64_t i = 0; i < r->n; i++)
+            r->pool[i] = i;
+        return 0;
+    }
+    rng *s = rng_new(rng_derive_seed(r->o->seed, STREAM_SUBSET));
+    int rc = !s || ds_sample(r->train, s, r->n, r->pool) != 0 ? -1 : 0;
+    rng_free(s);
+    return rc;
+}
+
+/* Sets up a run of net on train: the training plan, the batch buffers, the optimizer, the examples. */
+static int run_open(run *r, nn_net *net, const dataset *train, const nn_train_opts *o)
+{
+    int64_t chw[3];
+    ds_example_shape(train, chw);
+    r->net = net;
+    r->train = train;
+    r->o = o;
+    r->c = (int)chw[0];
+    r->h = (int)chw[1];
+    r->w = (int)chw[2];
+    r->n = o->subset ? o->subset : ds_size(train);
+    r->batch = o->batch;
+    r->first = 1;
+    if (!(r->bp = nn_backprop_new(net, r->batch, r->c, r->h, r->w, 0)))
+        return err_prefix("train");
+    r->k = nn_backprop_outputs(r->bp);
+    if (o->loss == NN_LOSS_CROSS_ENTROPY && !o->loss_fn && r->k < ds_num_classes(train))
+        return err_set("train: the network has %lld outputs for %d classes", (long long)r->k, ds_num_classes(train));
+    r->x = tensor_new(4, (int64_t[]){r->batch, r->c, r->h, r->w});
+    r->pool = malloc((size_t)r->n * sizeof *r->pool);
+    r->order = malloc((size_t)r->n * sizeof *r->order);
+    r->idx = malloc((size_t)r->batch * sizeof *r->idx);
+    r->labels = malloc((size_t)r->batch * sizeof *r->labels);
+    r->grad = malloc((size_t)(r->batch * r->k) * sizeof *r->grad);
+    r->fill = malloc((size_t)r->c * sizeof *r->fill);
+    r->stats = calloc((size_t)o->epochs, sizeof *r->stats);
+    if (!r->x || !r->pool || !r->order || !r->idx || !r->labels || !r->grad || !r->fill || !r->stats)
+        return err_set("out of memory");
+    if (make_sgd(r) != 0)
+        return -1;
+    for (int ch = 0; ch < r->c; ch++)
+        r->fill[ch] = ds_black(train, ch);
+    r->aug = (nn_augment){o->crop, o->flip, r->fill};
+    if (o->checkpoint)
+        fingerprint(train, o, r->fingerprint, sizeof r->fingerprint);
+    return choose_examples(r);
+}
+
+/* Restores the state a checkpoint holds, if any, and hands the restored epochs to the callback as
+ * in one run. 1 when the callback stopped the run, 0 to go on, -1 on error. */
+static int resume(run *r)
+{
+    const nn_train_opts *o = r->o;
+    int got, restored = 0, stop = 0;
+    if ((got = nn_checkpoint_load(o->checkpoint, r->net, r->sgd, r->fingerprint, o->epochs, &restored, r->stats)) < 0)
+        return err_prefix("train");
+    if (got)
+        log_info("train: resuming from %s after epoch %d of %d", o->checkpoint, restored, o->epochs);
+    for (int e = 0; e < restored && !stop; e++) {
+        r->seconds += r->stats[e].seconds;
+        if (o->on_epoch && (stop = o->on_epoch(o->ctx, &r->stats[e])) < 0)
+            return -1;
+    }
+    r->first = restored + 1;
+    return stop ? 1 : 0;
 }
 
 /* The loss of one batch and its gradient into r->grad; NaN with err_set on failure (outputs that
  * are no longer finite included). */
-static double batch_loss(run *r, const nn_train_opts *o, const float *y, int64_t k, int64_t *correct)
+static double batch_loss(run *r, const float *y, int64_t *correct)
 {
-    int64_t n = o->batch;
+    const nn_train_opts *o = r->o;
+    int64_t n = r->batch, k = r->k;
     for (int64_t i = 0; i < n * k; i++)
         if (!isfinite(y[i])) {
             err_set("the outputs are no longer finite: training diverged; lower the learning rate");
@@ -208,149 +294,110 @@ static double batch_loss(run *r, const nn_train_opts *o, const float *y, int64_t
     return loss;
 }
 
+/* One step: the batch (augmented), forward, loss, backward, SGD at the schedule's learning rate.
+ * global counts the steps of the run from 0. Adds the loss and the correct rows to the sums. */
+static int train_step(run *r, int epoch, int64_t step, uint64_t global, double *loss_sum, int64_t *correct,
+                      double *lr)
+{
+    const nn_train_opts *o = r->o;
+    uint64_t base = (uint64_t)(epoch - 1) * STREAMS_PER_EPOCH;
+    for (int64_t j = 0; j < r->batch; j++)
+        r->idx[j] = r->pool[r->order[step * r->batch + j]];
+    if (ds_fill(r->train, r->batch, r->idx, r->x->data, r->labels) != 0 ||
+        nn_augment_batch(&r->aug, r->x->data, r->batch, r->c, r->h, r->w, r->augment) != 0)
+        return -1;
+    const float *y = nn_backprop_forward(r->bp, r->x->data, rng_derive_seed(o->seed, base + STREAM_DROPOUT) ^ global);
+    if (!y)
+        return -1;
+    double loss = batch_loss(r, y, correct);
+    if (!isfinite(loss)) {
+        if (!isnan(loss))
+            err_set("the loss is %g: training diverged; lower the learning rate", loss);
+        return err_prefix("train: epoch %d, step %lld", epoch, (long long)step + 1);
+    }
+    *loss_sum += loss;
+    if (nn_backprop_backward(r->bp, r->grad) != 0)
+        return -1;
+    *lr = nn_schedule_lr(&o->schedule, o->epochs, r->steps, (int64_t)global);
+    nn_sgd_step(r->sgd, *lr);
+    return 0;
+}
+
+/* The steps of one epoch, in the order its seed stream shuffles the examples; its statistics in *s
+ * (test accuracy not yet measured). */
+static int train_epoch(run *r, int epoch, nn_epoch_stats *s)
+{
+    const nn_train_opts *o = r->o;
+    uint64_t base = (uint64_t)(epoch - 1) * STREAMS_PER_EPOCH;
+    rng_free(r->shuffle);
+    rng_free(r->augment);
+    r->shuffle = rng_new(rng_derive_seed(o->seed, base + STREAM_SHUFFLE));
+    r->augment = rng_new(rng_derive_seed(o->seed, base + STREAM_AUGMENT));
+    if (!r->shuffle || !r->augment)
+        return -1;
+    rng_permutation(r->shuffle, r->n, r->order);
+    double start = now_seconds(), loss_sum = 0, lr = 0;
+    int64_t correct = 0;
+    for (int64_t step = 0; step < r->steps; step++) {
+        uint64_t global = (uint64_t)(epoch - 1) * (uint64_t)r->steps + (uint64_t)step;
+        if (train_step(r, epoch, step, global, &loss_sum, &correct, &lr) != 0)
+            return -1;
+        double elapsed = now_seconds() - start;
+        char extra[160];
+        snprintf(extra, sizeof extra, "epoch %d/%d loss %.4f acc %.4f %.0f img/s", epoch, o->epochs,
+                 loss_sum / (double)(step + 1), (double)correct / (double)((step + 1) * r->batch),
+                 elapsed > 0 ? (double)((step + 1) * r->batch) / elapsed : 0.0);
+        progress_update(&r->bar, (int64_t)global + 1 - (int64_t)(r->first - 1) * r->steps, extra);
+    }
+    *s = (nn_epoch_stats){.epoch = epoch, .steps = r->steps, .lr = lr, .test_accuracy = NAN};
+    s->seconds = now_seconds() - start;
+    s->loss = loss_sum / (double)r->steps;
+    s->accuracy = (double)correct / (double)(r->steps * r->batch);
+    s->images_per_second = s->seconds > 0 ? (double)(r->steps * r->batch) / s->seconds : 0;
+    return 0;
+}
+
+/* After an epoch: the test accuracy when due, the checkpoint, the log line and the callback.
+ * 1 when the callback stops the run, 0 to go on, -1 on error. */
+static int end_epoch(run *r, nn_epoch_stats *s)
+{
+    const nn_train_opts *o = r->o;
+    int epoch = s->epoch;
+    r->seconds += s->seconds;
+    nn_invalidate(r->net); /* inference plans hold weights folded before this epoch */
+    if (o->test && (epoch % o->test_every == 0 || epoch == o->epochs)) {
+        s->test_accuracy = nn_evaluate(r->net, o->test, 250);
+        if (isnan(s->test_accuracy))
+            return err_prefix("train: evaluating %s", ds_name(o->test));
+    }
+    r->stats[epoch - 1] = *s;
+    if (o->checkpoint && nn_checkpoint_save(o->checkpoint, r->net, r->sgd, r->fingerprint, epoch, r->stats) != 0)
+        return err_prefix("train: checkpoint");
+    char test[48] = "";
+    if (!isnan(s->test_accuracy))
+        snprintf(test, sizeof test, ", test accuracy %.4f", s->test_accuracy);
+    log_info("epoch %d/%d: loss %.4f, train accuracy %.4f%s, lr %.4g, %.0f img/s, %.0f s (ETA %.0f s)", epoch,
+             o->epochs, s->loss, s->accuracy, test, s->lr, s->images_per_second, s->seconds,
+             r->seconds / epoch * (o->epochs - epoch));
+    if (!o->on_epoch)
+        return 0;
+    int stop = o->on_epoch(o->ctx, s);
+    return stop < 0 ? -1 : stop > 0;
+}
+
 int nn_train(nn_net *net, const dataset *train, const nn_train_opts *o)
 {
-    int64_t steps, chw[3];
-    if (check_opts(net, train, o, &steps) != 0 || nn_own(net) != 0) /* shared tensors stay their owner's */
-        return -1;
-    ds_example_shape(train, chw);
-    int c = (int)chw[0], h = (int)chw[1], w = (int)chw[2];
-    int64_t n = o->subset ? o->subset : ds_size(train), batch = o->batch;
     run r = {0};
-    int rc = -1;
-    if (!(r.bp = nn_backprop_new(net, batch, c, h, w, 0))) {
-        err_prefix("train");
+    if (check_opts(net, train, o, &r.steps) != 0 || nn_own(net) != 0) /* shared tensors stay their owner's */
+        return -1;
+    int rc = -1, stop = 0;
+    if (run_open(&r, net, train, o) != 0 || (o->checkpoint && (stop = resume(&r)) < 0))
         goto done;
-    }
-    int64_t k = nn_backprop_outputs(r.bp);
-    if (o->loss == NN_LOSS_CROSS_ENTROPY && !o->loss_fn && k < ds_num_classes(train)) {
-        err_set("train: the network has %lld outputs for %d classes", (long long)k, ds_num_classes(train));
-        goto done;
-    }
-    r.x = tensor_new(4, (int64_t[]){batch, c, h, w});
-    r.pool = malloc((size_t)n * sizeof *r.pool);
-    r.order = malloc((size_t)n * sizeof *r.order);
-    r.idx = malloc((size_t)batch * sizeof *r.idx);
-    r.labels = malloc((size_t)batch * sizeof *r.labels);
-    r.grad = malloc((size_t)(batch * k) * sizeof *r.grad);
-    r.fill = malloc((size_t)c * sizeof *r.fill);
-    if (!r.x || !r.pool || !r.order || !r.idx || !r.labels || !r.grad || !r.fill) {
-        err_set("out of memory");
-        goto done;
-    }
-    if (make_sgd(net, &r, o) != 0)
-        goto done;
-    for (int ch = 0; ch < c; ch++)
-        r.fill[ch] = ds_black(train, ch);
-    if (o->subset) {
-        rng *s = rng_new(rng_derive_seed(o->seed, STREAM_SUBSET));
-        int bad = !s || ds_sample(train, s, n, r.pool) != 0;
-        rng_free(s);
-        if (bad)
+    progress_start(&r.bar, "train", (int64_t)(o->epochs - r.first + 1) * r.steps);
+    for (int epoch = r.first; epoch <= o->epochs && !stop; epoch++) {
+        nn_epoch_stats s;
+        if (train_epoch(&r, epoch, &s) != 0 || (stop = end_epoch(&r, &s)) < 0)
             goto done;
-    } else {
-        for (int64_t i = 0; i < n; i++)
-            r.pool[i] = i;
-    }
-    int first = 1, stopped = 0;
-    double total_seconds = 0;
-    char print[512];
-    if (!(r.stats = calloc((size_t)o->epochs, sizeof *r.stats))) {
-        err_set("out of memory");
-        goto done;
-    }
-    if (o->checkpoint) {
-        int got, restored = 0;
-        fingerprint(train, o, print, sizeof print);
-        if ((got = nn_checkpoint_load(o->checkpoint, net, r.sgd, print, o->epochs, &restored, r.stats)) < 0) {
-            err_prefix("train");
-            goto done;
-        }
-        if (got)
-            log_info("train: resuming from %s after epoch %d of %d", o->checkpoint, restored, o->epochs);
-        for (int e = 0; e < restored && !stopped; e++) { /* the caller sees every epoch, as in one run */
-            total_seconds += r.stats[e].seconds;
-            if (o->on_epoch && (stopped = o->on_epoch(o->ctx, &r.stats[e])) < 0)
-                goto done;
-        }
-        first = restored + 1;
-    }
-    nn_augment aug = {o->crop, o->flip, r.fill};
-    progress p;
-    progress_start(&p, "train", (int64_t)(o->epochs - first + 1) * steps);
-    for (int epoch = first; epoch <= o->epochs && !stopped; epoch++) {
-        uint64_t base = (uint64_t)(epoch - 1) * STREAMS_PER_EPOCH;
-        rng_free(r.shuffle);
-        rng_free(r.augment);
-        r.shuffle = rng_new(rng_derive_seed(o->seed, base + STREAM_SHUFFLE));
-        r.augment = rng_new(rng_derive_seed(o->seed, base + STREAM_AUGMENT));
-        if (!r.shuffle || !r.augment)
-            goto done;
-        rng_permutation(r.shuffle, n, r.order);
-        double start = now_seconds(), loss_sum = 0, lr = 0;
-        int64_t correct = 0;
-        for (int64_t step = 0; step < steps; step++) {
-            for (int64_t j = 0; j < batch; j++)
-                r.idx[j] = r.pool[r.order[step * batch + j]];
-            if (ds_fill(train, batch, r.idx, r.x->data, r.labels) != 0 ||
-                nn_augment_batch(&aug, r.x->data, batch, c, h, w, r.augment) != 0)
-                goto done;
-            uint64_t global = (uint64_t)(epoch - 1) * (uint64_t)steps + (uint64_t)step;
-            const float *y = nn_backprop_forward(r.bp, r.x->data,
-                                                 rng_derive_seed(o->seed, base + STREAM_DROPOUT) ^ global);
-            if (!y)
-                goto done;
-            double loss = batch_loss(&r, o, y, k, &correct);
-            if (!isfinite(loss)) {
-                if (!isnan(loss))
-                    err_set("the loss is %g: training diverged; lower the learning rate", loss);
-                err_prefix("train: epoch %d, step %lld", epoch, (long long)step + 1);
-                goto done;
-            }
-            loss_sum += loss;
-            if (nn_backprop_backward(r.bp, r.grad) != 0)
-                goto done;
-            lr = nn_schedule_lr(&o->schedule, o->epochs, steps, (int64_t)global);
-            nn_sgd_step(r.sgd, lr);
-            double elapsed = now_seconds() - start;
-            char extra[160];
-            snprintf(extra, sizeof extra, "epoch %d/%d loss %.4f acc %.4f %.0f img/s", epoch, o->epochs,
-                     loss_sum / (double)(step + 1), (double)correct / (double)((step + 1) * batch),
-                     elapsed > 0 ? (double)((step + 1) * batch) / elapsed : 0.0);
-            progress_update(&p, (int64_t)global + 1 - (int64_t)(first - 1) * steps, extra);
-        }
-        nn_epoch_stats s = {.epoch = epoch, .steps = steps, .lr = lr, .test_accuracy = NAN};
-        s.seconds = now_seconds() - start;
-        total_seconds += s.seconds;
-        s.loss = loss_sum / (double)steps;
-        s.accuracy = (double)correct / (double)(steps * batch);
-        s.images_per_second = s.seconds > 0 ? (double)(steps * batch) / s.seconds : 0;
-        nn_invalidate(net); /* inference plans hold weights folded before this epoch */
-        if (o->test && (epoch % o->test_every == 0 || epoch == o->epochs)) {
-            s.test_accuracy = nn_evaluate(net, o->test, 250);
-            if (isnan(s.test_accuracy)) {
-                err_prefix("train: evaluating %s", ds_name(o->test));
-                goto done;
-            }
-        }
-        r.stats[epoch - 1] = s;
-        if (o->checkpoint && nn_checkpoint_save(o->checkpoint, net, r.sgd, print, epoch, r.stats) != 0) {
-            err_prefix("train: checkpoint");
-            goto done;
-        }
-        char test[48] = "";
-        if (!isnan(s.test_accuracy))
-            snprintf(test, sizeof test, ", test accuracy %.4f", s.test_accuracy);
-        log_info("epoch %d/%d: loss %.4f, train accuracy %.4f%s, lr %.4g, %.0f img/s, %.0f s (ETA %.0f s)", epoch,
-                 o->epochs, s.loss, s.accuracy, test, s.lr, s.images_per_second, s.seconds,
-                 total_seconds / epoch * (o->epochs - epoch));
-        if (o->on_epoch) {
-            int stop = o->on_epoch(o->ctx, &s);
-            if (stop < 0)
-                goto done;
-            if (stop > 0)
-                break;
-        }
     }
     rc = 0;
 done:
