@@ -71,8 +71,12 @@ int nn_add(nn_net *net, const nn_node *node);
  * naming the layer when the input is too small or does not fit a layer's parameters. */
 int nn_infer(const nn_net *net, int c, int h, int w, nn_dims *dims);
 
-/* Allocates every parameter tensor for the nominal input and initializes it as PyTorch does
- * (Kaiming-normal fan-out convolutions, N(0, 0.01) linear layers, unit batch norm), seeded. */
+/* Replaces every node's parameters with new tensors shaped for the nominal input (a node's
+ * tensors are all allocated before they are filled) and initializes them from seed: convolutions
+ * Kaiming-normal, std sqrt(2 / (out·kh·kw)) (fan-out, for ReLU), with zero biases; linear layers
+ * as PyTorch's nn.Linear by default, weights and biases uniform in ±1/sqrt(in features); batch
+ * norm with unit scale and variance, zero shift and mean. -1 with a message when the graph does
+ * not fit the nominal input or memory runs out. */
 int nn_init_params(nn_net *net, uint64_t seed);
 
 /* Drops compiled plans; call after changing parameters or structure. */
