@@ -1,7 +1,8 @@
 /* Training plans: every backward primitive (and fusion) against finite differences of the forward
- * pass in training mode, on small random shapes; whole builder networks against their PyTorch twins
- * (float64 fixtures); the training-mode forward against naive batch statistics; running statistics
- * as PyTorch updates them; dropout masks. */
+ * pass in training mode, on the instances of layer_cases.h (the graphs test_layers runs against
+ * the naive interpreter); whole builder networks against their PyTorch twins (float64 fixtures);
+ * the training-mode forward against naive batch statistics; running statistics as PyTorch updates
+ * them; dropout masks. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,42 +11,15 @@
 #include "core/rng.h"
 #include "graph.h"
 #include "io/safetensors.h"
-#include "train/backprop.h"
+#include "layer_cases.h"
 #include "nn/build.h"
 #include "nn/exec.h"
+#include "nn/exec_cache.h"
 #include "tap.h"
+#include "testutil.h"
+#include "train/backprop.h"
 
 static rng *r;
-
-static int rand_int(int lo, int hi) { return lo + (int)rng_below(r, (uint64_t)(hi - lo + 1)); }
-
-static void randomize(float *x, int64_t n, double lo, double hi)
-{
-    for (int64_t i = 0; i < n; i++)
-        x[i] = (float)(lo + (hi - lo) * rng_uniform(r));
-}
-
-/* Parameters drawn at random (batch-norm scales away from zero), the graph's shapes from size. */
-static nn_net *finish(nn_net *net)
-{
-    if (nn_init_params(net, 11) != 0) {
-        tap_diag("init: %s", err_msg());
-        nn_net_free(net);
-        return NULL;
-    }
-    for (int i = 0; i < net->count; i++) {
-        nn_node *n = &net->nodes[i];
-        if (n->op == NN_BATCHNORM) {
-            randomize(n->weight->data, n->weight->numel, 0.5, 1.5);
-            randomize(n->bias->data, n->bias->numel, -0.5, 0.5);
-        } else if (n->weight) {
-            randomize(n->weight->data, n->weight->numel, -0.5, 0.5);
-            if (n->bias)
-                randomize(n->bias->data, n->bias->numel, -0.5, 0.5);
-        }
-    }
-    return net;
-}
 
 #define SEED 99
 
@@ -104,11 +78,9 @@ static double probe(nn_backprop *bp, const float *x, const float *proj, int64_t 
     return worst;
 }
 
-static void check_grads(nn_net *net, int n, int c, int h, int w, const char *what);
-
 /* Every parameter gradient and the input gradient of net on a random batch n×c×h×w agree with
- * finite differences to 1% of the gradient's scale. */
-static void check_grads_eps(nn_net *net, int n, int c, int h, int w, double eps, const char *what)
+ * finite differences (steps of eps) to 1% of the gradient's scale. Frees net. */
+static void check_grads(nn_net *net, int n, int c, int h, int w, double eps, const char *what)
 {
     if (!net)
         return;
@@ -120,8 +92,8 @@ static void check_grads_eps(nn_net *net, int n, int c, int h, int w, double eps,
     }
     int64_t xn = (int64_t)n * c * h * w, m = n * nn_backprop_outputs(bp);
     float *x = malloc((size_t)xn * sizeof *x), *proj = malloc((size_t)m * sizeof *proj);
-    randomize(x, xn, -1, 1);
-    randomize(proj, m, -1, 1);
+    tu_uniform(x, xn, r, -1, 1);
+    tu_uniform(proj, m, r, -1, 1);
     int ok = nn_backprop_forward(bp, x, SEED) && nn_backprop_backward(bp, proj) == 0;
     double worst = 0;
     char where[256] = "input";
@@ -159,196 +131,17 @@ static void check_grads_eps(nn_net *net, int n, int c, int h, int w, double eps,
     nn_net_free(net);
 }
 
-static void check_grads(nn_net *net, int n, int c, int h, int w, const char *what)
+/* Every instance of every layer case (parameters from lc_make, running statistics kept). */
+static void test_cases(void)
 {
-    check_grads_eps(net, n, c, h, w, 1e-3, what);
-}
-
-static void test_conv(void)
-{
-    for (int t = 0; t < 16; t++) {
-        int c = rand_int(1, 6), h = rand_int(4, 9), w = rand_int(4, 9);
-        int groups = c % 2 == 0 && t % 4 == 1 ? 2 : 1;
-        int k = rand_int(1, 3);
-        nn_node conv = {.op = NN_CONV, .in = {NN_INPUT}, .out = groups * rand_int(1, 5), .kh = k, .kw = rand_int(1, 3),
-                        .sh = rand_int(1, 2), .sw = rand_int(1, 2), .ph = rand_int(0, k / 2), .groups = groups,
-                        .has_bias = t % 3 != 0};
-        nn_net *net = nn_net_new(c, h, 1);
-        int last = graph_add(net, conv);
-        int bn = t % 4 >= 2, relu = t % 2;
-        if (bn)
-            last = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {last}});
-        if (relu)
-            last = graph_add(net, (nn_node){.op = NN_RELU, .in = {last}});
-        char what[160];
-        snprintf(what, sizeof what, "conv %dx%d/%dx%d pad %d groups %d, %d→%d on %dx%d%s%s%s", conv.kh, conv.kw,
-                 conv.sh, conv.sw, conv.ph, groups, c, conv.out, h, w, conv.has_bias ? " +bias" : "",
-                 bn ? " +bn" : "", relu ? " +relu" : "");
-        check_grads(finish(net), rand_int(2, 4), c, h, w, what);
-    }
-    /* a convolution reading another one: backward data in the blocked layouts between them */
-    nn_net *net = nn_net_new(3, 7, 1);
-    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 16, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
-                               .ph = 1, .pw = 1, .has_bias = 1});
-    a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 20, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1,
-                                 .pw = 1});
-    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    check_grads(finish(net), 3, 3, 7, 7, "conv+relu → conv+bn+relu, 16 and 20 channels");
-    /* tiny spatial sizes with blocked channels, as deep in a VGG on 28x28 */
-    static const int tiny[][3] = {{2, 32, 32}, {1, 32, 32}, {3, 16, 32}, {2, 8, 8}};
-    for (size_t t = 0; t < sizeof tiny / sizeof *tiny; t++) {
-        int hw = tiny[t][0], ci = tiny[t][1], co = tiny[t][2];
-        net = nn_net_new(ci, hw, 1);
-        a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = co, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
-                                     .ph = 1, .pw = 1});
-        graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
-        char what[96];
-        snprintf(what, sizeof what, "conv 3x3 pad 1 on %dx%d, %d→%d channels", hw, hw, ci, co);
-        check_grads(finish(net), 4, ci, hw, hw, what);
-    }
-}
-
-static void test_pools(void)
-{
-    static const struct {
-        nn_op op;
-        int k, s, p, ceil, size;
-    } cases[] = {
-        {NN_MAXPOOL, 2, 2, 0, 0, 8}, {NN_MAXPOOL, 2, 2, 0, 1, 7}, {NN_MAXPOOL, 3, 2, 1, 0, 8},
-        {NN_AVGPOOL, 2, 2, 0, 0, 6}, {NN_AVGPOOL, 3, 1, 1, 0, 5}, {NN_AVGPOOL, 3, 2, 0, 1, 8},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        nn_net *net = nn_net_new(3, cases[i].size, 1);
-        int c = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 4, .kh = 1, .kw = 1, .sh = 1,
-                                         .sw = 1});
-        graph_add(net, (nn_node){.op = cases[i].op, .in = {c}, .kh = cases[i].k, .kw = cases[i].k, .sh = cases[i].s,
-                           .sw = cases[i].s, .ph = cases[i].p, .pw = cases[i].p, .ceil_mode = cases[i].ceil});
-        char what[128];
-        snprintf(what, sizeof what, "conv → %s %dx%d/%d pad %d%s on %dx%d", nn_op_name(cases[i].op), cases[i].k,
-                 cases[i].k, cases[i].s, cases[i].p, cases[i].ceil ? " ceil" : "", cases[i].size, cases[i].size);
-        check_grads(finish(net), 2, 3, cases[i].size, cases[i].size, what);
-    }
-    static const int adaptive[][2] = {{6, 1}, {6, 3}, {5, 3}, {4, 4}};
-    for (size_t i = 0; i < sizeof adaptive / sizeof *adaptive; i++) {
-        nn_net *net = nn_net_new(3, adaptive[i][0], 1);
-        int a = graph_add(net, (nn_node){.op = NN_ADAPTIVE_AVGPOOL, .in = {NN_INPUT}, .oh = adaptive[i][1],
-                                   .ow = adaptive[i][1]});
-        graph_add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 5, .has_bias = 1});
-        char what[128];
-        snprintf(what, sizeof what, "adaptive average pool %d→%d → linear", adaptive[i][0], adaptive[i][1]);
-        check_grads(finish(net), 3, 3, adaptive[i][0], adaptive[i][0], what);
-    }
-}
-
-static void test_linear_and_others(void)
-{
-    nn_net *net = nn_net_new(3, 4, 1);
-    int l = graph_add(net, (nn_node){.op = NN_LINEAR, .in = {NN_INPUT}, .out = 9, .has_bias = 1});
-    l = graph_add(net, (nn_node){.op = NN_RELU, .in = {l}});
-    l = graph_add(net, (nn_node){.op = NN_DROPOUT, .in = {l}, .dropout = 0.3f});
-    l = graph_add(net, (nn_node){.op = NN_LINEAR, .in = {l}, .out = 6});
-    graph_add(net, (nn_node){.op = NN_SOFTMAX, .in = {l}});
-    check_grads(finish(net), 4, 3, 4, 4, "linear (4-D input) + relu + dropout + linear without bias + softmax");
-
-    net = nn_net_new(20, 1, 1);
-    l = graph_add(net, (nn_node){.op = NN_LINEAR, .in = {NN_INPUT}, .out = 33, .has_bias = 1});
-    l = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {l}});
-    graph_add(net, (nn_node){.op = NN_LINEAR, .in = {l}, .out = 7, .has_bias = 1});
-    check_grads(finish(net), 5, 20, 1, 1, "linear (2-D input) + batch norm on features + linear");
-
-    /* stand-alone batch norm on the input, stand-alone relu after a pool, add of two branches + relu */
-    net = nn_net_new(4, 6, 1);
-    int bn = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {NN_INPUT}});
-    int q = graph_add(net, (nn_node){.op = NN_AVGPOOL, .in = {NN_INPUT}, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
-                                     .pw = 1});
-    int rl = graph_add(net, (nn_node){.op = NN_RELU, .in = {q}});
-    int s = graph_add(net, (nn_node){.op = NN_ADD, .in = {bn, rl}});
-    graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
-    check_grads(finish(net), 3, 4, 6, 6, "batch norm on the input, pool → relu, add + relu");
-
-    /* x + x and an output read by three consumers */
-    net = nn_net_new(2, 5, 1);
-    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
-                                     .ph = 1, .pw = 1});
-    int d = graph_add(net, (nn_node){.op = NN_ADD, .in = {a, a}});
-    int e = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 2, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
-    int f = graph_add(net, (nn_node){.op = NN_ADD, .in = {d, e}});
-    graph_add(net, (nn_node){.op = NN_ADD, .in = {f, NN_INPUT}});
-    check_grads(finish(net), 2, 2, 5, 5, "x + x, a value read three times, a sum with the input");
-    (void)f;
-}
-
-static void test_residual(void)
-{
-    /* basic block with identity shortcut, then one with a strided 1x1 downsample */
-    nn_net *net = nn_net_new(4, 6, 1);
-    int x = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
-                                     .ph = 1, .pw = 1});
-    x = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {x}});
-    x = graph_add(net, (nn_node){.op = NN_RELU, .in = {x}});
-    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
-                                     .pw = 1});
-    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
-                                 .pw = 1});
-    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    int s = graph_add(net, (nn_node){.op = NN_ADD, .in = {a, x}});
-    x = graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
-    int m = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 16, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1,
-                                     .pw = 1});
-    m = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {m}});
-    int d = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 16, .kh = 1, .kw = 1, .sh = 2, .sw = 2});
-    d = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {d}});
-    s = graph_add(net, (nn_node){.op = NN_ADD, .in = {m, d}});
-    s = graph_add(net, (nn_node){.op = NN_RELU, .in = {s}});
-    s = graph_add(net, (nn_node){.op = NN_ADAPTIVE_AVGPOOL, .in = {s}, .oh = 1, .ow = 1});
-    graph_add(net, (nn_node){.op = NN_LINEAR, .in = {s}, .out = 5, .has_bias = 1});
-    check_grads(finish(net), 3, 4, 6, 6, "residual blocks (identity and downsample shortcuts)");
-}
-
-static void test_bottleneck(int variant)
-{
-    nn_net *net = nn_net_new(1, 6, 1);
-    int x = graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
-                                     .ph = 1, .pw = 1});
-    x = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {x}});
-    x = graph_add(net, (nn_node){.op = NN_RELU, .in = {x}});
-    int a = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 4, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
-    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    if (variant > 0) {
-    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 4, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
-                                 .pw = 1});
-    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    }
-    if (variant > 1) {
-    a = graph_add(net, (nn_node){.op = NN_CONV, .in = {a}, .out = 16, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
-    a = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {a}});
-    int d = graph_add(net, (nn_node){.op = NN_CONV, .in = {x}, .out = 16, .kh = 1, .kw = 1, .sh = 1, .sw = 1});
-    d = graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {d}});
-    a = graph_add(net, (nn_node){.op = NN_ADD, .in = {a, d}});
-    a = graph_add(net, (nn_node){.op = NN_RELU, .in = {a}});
-    }
-    a = graph_add(net, (nn_node){.op = NN_ADAPTIVE_AVGPOOL, .in = {a}, .oh = 1, .ow = 1});
-    graph_add(net, (nn_node){.op = NN_LINEAR, .in = {a}, .out = 5, .has_bias = 1});
-    char what[64];
-    snprintf(what, sizeof what, "bottleneck variant %d", variant);
-    check_grads(finish(net), 3, 1, 6, 6, what);
-}
-
-/* The max over a tensor of |got - want|, relative to max(|want|, floor). */
-static double rel_diff(const float *got, const tensor *want, double floor)
-{
-    double d = 0, scale = floor;
-    for (int64_t i = 0; i < want->numel; i++) {
-        d = fmax(d, fabs((double)got[i] - want->data[i]));
-        scale = fmax(scale, fabs(want->data[i]));
-    }
-    return d / scale;
+    for (int i = 0; i < LAYER_CASES; i++)
+        for (int k = 0; k < layer_cases[i].count; k++) {
+            lc_instance in;
+            if (!lc_make(&layer_cases[i], k, r, &in))
+                tap_ok(0, "%s: %s", in.what, err_msg());
+            else
+                check_grads(in.net, in.n, in.c, in.h, in.w, 1e-3, in.what);
+        }
 }
 
 /* Whole networks from the builders against their PyTorch twins computed in float64
@@ -386,7 +179,7 @@ static void test_torch_twins(void)
                                           NN_BACKPROP_INPUT_GRAD);
         const float *out = bp ? nn_backprop_forward(bp, x->data, 1) : NULL;
         int ok = out && nn_backprop_backward(bp, proj->data) == 0 && !missing;
-        double dy = ok ? rel_diff(out, y, 1e-2) : 1, dg = ok ? rel_diff(nn_backprop_input_grad(bp), gx, 1e-2) : 1;
+        double dy = ok ? tu_rel_error(out, y->data, y->numel, 1e-2) : 1, dg = ok ? tu_rel_error(nn_backprop_input_grad(bp), gx->data, gx->numel, 1e-2) : 1;
         double dp = 0, ds = 0;
         const char *worst = "-";
         for (int i = 0; ok && i < net->count; i++) {
@@ -404,7 +197,7 @@ static void test_torch_twins(void)
                     worst = n->name;
                     break;
                 }
-                double d = rel_diff(mine->data, want, 1e-2);
+                double d = tu_rel_error(mine->data, want->data, want->numel, 1e-2);
                 if (slot < 2 && d > dp) {
                     dp = d;
                     worst = n->name;
@@ -437,15 +230,18 @@ static void test_batch_statistics(void)
     graph_add(net, (nn_node){.op = NN_CONV, .in = {NN_INPUT}, .out = c, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1,
                              .pw = 1});
     graph_add(net, (nn_node){.op = NN_BATCHNORM, .in = {0}});
-    net = finish(net);
-    if (!net)
+    if (nn_init_params(net, 11) != 0) {
+        tap_ok(0, "batch statistics: %s", err_msg());
+        nn_net_free(net);
         return;
+    }
+    tu_randomize_params(net, r);
     nn_node *bn = &net->nodes[1];
-    randomize(bn->mean->data, c, -0.5, 0.5);
-    randomize(bn->var->data, c, 0.5, 2);
+    tu_uniform(bn->mean->data, c, r, -0.5, 0.5);
+    tu_uniform(bn->var->data, c, r, 0.5, 2);
     tensor *mean0 = tensor_clone(bn->mean), *var0 = tensor_clone(bn->var);
     tensor *x = tensor_new(4, (int64_t[]){n, 2, hw, hw});
-    randomize(x->data, x->numel, -1, 1);
+    tu_uniform(x->data, x->numel, r, -1, 1);
     tensor *conv = nn_forward_to(net, x, 0); /* the inference path, tested against naive loops */
     nn_backprop *bp = nn_backprop_new(net, n, 2, hw, hw, 0);
     const float *y = bp ? nn_backprop_forward(bp, x->data, 1) : NULL;
@@ -495,7 +291,7 @@ static void test_dropout(void)
     nn_backprop *bp = nn_backprop_new(net, 50, 400, 1, 1, 0);
     int64_t m = 50 * 400;
     float *x = malloc((size_t)m * sizeof *x), *y1 = malloc((size_t)m * sizeof *y1);
-    randomize(x, m, 1, 2);
+    tu_uniform(x, m, r, 1, 2);
     const float *y = bp ? nn_backprop_forward(bp, x, 5) : NULL;
     int64_t zeros = 0, scaled = 0;
     for (int64_t i = 0; y && i < m; i++) {
@@ -519,16 +315,11 @@ static void test_dropout(void)
 int main(void)
 {
     r = rng_new(4242);
-    test_conv();
-    test_pools();
-    test_linear_and_others();
-    test_residual();
-    test_bottleneck(0);
-    test_bottleneck(1);
-    test_bottleneck(2);
+    test_cases();
     test_torch_twins();
     test_batch_statistics();
     test_dropout();
     rng_free(r);
+    exec_cache_free();
     return tap_done();
 }
