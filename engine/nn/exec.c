@@ -76,7 +76,8 @@ static dnnl_memory_t cache(exec_plan *p, const uint64_t *key, dnnl_memory_t m)
     return hold(p, exec_cache_keep(key, m));
 }
 
-/* Values are written by their step only, so a reordered copy serves every later reader. */
+/* A value does not change once its step has written it (a sum in place takes its buffer over
+ * only after its last reader), so a reordered copy serves every later reader. */
 static int in_layout(exec_plan *p, int v, const dnnl_memory_desc_t *want)
 {
     return plan_as_layout(&p->plan, v, want, 1);
@@ -564,7 +565,8 @@ tensor *nn_forward_to(nn_net *net, const tensor *x, int node)
         key[1] = x->shape[1];
     } else {
         char buf[160];
-        err_set("input of shape %s: expected N×C×H×W (or N×F)", tensor_shape_str(x->ndim, x->shape, buf, sizeof buf));
+        err_set("input of shape %s: expected N×C×H×W (or N×F)",
+                tensor_shape_str(x->ndim, x->shape, buf, sizeof buf));
         return NULL;
     }
     if (key[0] < 1) {

@@ -77,8 +77,14 @@ int plan_value_new(plan *p, const dnnl_memory_desc_t *md);
 /* A new step of that kind; a primitive made from pd (NULL for C steps). NULL with err_set. */
 plan_step *plan_step_new(plan *p, int kind, const_dnnl_primitive_desc_t pd);
 
-static inline void plan_arg_value(plan_step *s, int id, int value) { s->args[s->nargs++] = (plan_arg){id, value, NULL}; }
-static inline void plan_arg_memory(plan_step *s, int id, dnnl_memory_t m) { s->args[s->nargs++] = (plan_arg){id, -1, m}; }
+static inline void plan_arg_value(plan_step *s, int id, int value)
+{
+    s->args[s->nargs++] = (plan_arg){id, value, NULL};
+}
+static inline void plan_arg_memory(plan_step *s, int id, dnnl_memory_t m)
+{
+    s->args[s->nargs++] = (plan_arg){id, -1, m};
+}
 static inline const dnnl_memory_desc_t *plan_md(const plan *p, int v) { return &p->values[v].md; }
 
 /* A reorder step from value src (or, when src is -1, memory src_mem) into value dst (or memory

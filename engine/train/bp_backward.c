@@ -133,7 +133,8 @@ static int bwd_pd(dnnl_primitive_desc_t *pd, const nn_node *n, const bp_unit *u,
     }
     *pd = NULL;
     return bwd_desc(&d, n, u, p, g, data, 0) ||
-           dn_check(dnnl_primitive_desc_create(pd, &d, NULL, dn_engine, u->pd), data ? "backward data" : "backward weights");
+           dn_check(dnnl_primitive_desc_create(pd, &d, NULL, dn_engine, u->pd),
+                    data ? "backward data" : "backward weights");
 }
 
 static int bwd_weighted(bp_builder *b, bp_unit *u, int g)

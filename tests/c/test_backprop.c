@@ -71,7 +71,9 @@ static double probe(nn_backprop *bp, const float *x, const float *proj, int64_t 
             ratio = fmin(ratio, fabs(fd[j] - grad[i]) / (1e-2 * scale + noise * (j == 3 ? 10 : 1)));
         if (ratio > worst) {
             worst = ratio;
-            snprintf(worst_at, sizeof worst_at, "entry %lld: finite differences %.6g (left %.6g, right %.6g), backward %.6g, scale %.3g, noise %.2g",
+            snprintf(worst_at, sizeof worst_at,
+                     "entry %lld: finite differences %.6g (left %.6g, right %.6g), backward %.6g, scale %.3g, "
+                     "noise %.2g",
                      (long long)i, fd[0], fd[2], fd[1], grad[i], scale, noise);
         }
     }
@@ -114,7 +116,8 @@ static void check_grads(nn_net *net, int n, int c, int h, int w, double eps, con
                 double e = probe(bp, x, proj, m, params[s]->data, copy->data, copy->numel, 8, eps);
                 if (e > worst) {
                     worst = e;
-                    snprintf(where, sizeof where, "layer %d (%s) %s %s", i + 1, nd->name, s ? "bias" : "weight", worst_at);
+                    snprintf(where, sizeof where, "layer %d (%s) %s %s", i + 1, nd->name, s ? "bias" : "weight",
+                             worst_at);
                 }
                 tensor_free(copy);
             }
@@ -179,7 +182,8 @@ static void test_torch_twins(void)
                                           NN_BACKPROP_INPUT_GRAD);
         const float *out = bp ? nn_backprop_forward(bp, x->data, 1) : NULL;
         int ok = out && nn_backprop_backward(bp, proj->data) == 0 && !missing;
-        double dy = ok ? tu_rel_error(out, y->data, y->numel, 1e-2) : 1, dg = ok ? tu_rel_error(nn_backprop_input_grad(bp), gx->data, gx->numel, 1e-2) : 1;
+        double dy = ok ? tu_rel_error(out, y->data, y->numel, 1e-2) : 1;
+        double dg = ok ? tu_rel_error(nn_backprop_input_grad(bp), gx->data, gx->numel, 1e-2) : 1;
         double dp = 0, ds = 0;
         const char *worst = "-";
         for (int i = 0; ok && i < net->count; i++) {
@@ -209,8 +213,8 @@ static void test_torch_twins(void)
         tap_ok(ok && dy < 1e-4 && dg < 1e-4 && dp < 1e-4 && ds < 1e-5,
                "%s: outputs, gradients and running statistics match PyTorch's", names[k]);
         if (!ok || dy >= 1e-4 || dg >= 1e-4 || dp >= 1e-4 || ds >= 1e-5)
-            tap_diag("%s; relative differences: outputs %.3g, input gradient %.3g, parameter gradients %.3g (worst %s), "
-                     "running statistics %.3g", ok ? "" : err_msg(), dy, dg, dp, worst, ds);
+            tap_diag("%s; relative differences: outputs %.3g, input gradient %.3g, parameter gradients %.3g "
+                     "(worst %s), running statistics %.3g", ok ? "" : err_msg(), dy, dg, dp, worst, ds);
         for (int i = 0; i < count; i++)
             free(pnames[i]);
         free(pnames);

@@ -105,7 +105,8 @@ static void test_sgd(void)
     }
     tensor *a = tensor_new(1, (int64_t[]){3}), *b = tensor_new(1, (int64_t[]){4});
     nn_sgd_opts o = {0, 0, 0};
-    tap_ok(!nn_sgd_new(1, &a, &b, &o) && strstr(err_msg(), "differ in shape"), "a gradient of another shape is refused");
+    tap_ok(!nn_sgd_new(1, &a, &b, &o) && strstr(err_msg(), "differ in shape"),
+           "a gradient of another shape is refused");
     tensor_free(a);
     tensor_free(b);
     st_file_free(f);
@@ -158,8 +159,8 @@ static void test_augment(void)
                         for (int row = 0; row < H && match; row++)
                             for (int col = 0; col < W && match; col++) {
                                 int sr = row + dy, sc = (flip ? W - 1 - col : col) + dx;
-                                float want = sr >= 0 && sr < H && sc >= 0 && sc < W ? (float)(c * H * W + sr * W + sc) + 1
-                                                                                   : fill[c];
+                                int inside = sr >= 0 && sr < H && sc >= 0 && sc < W;
+                                float want = inside ? (float)(c * H * W + sr * W + sc) + 1 : fill[c];
                                 match = x[((img * C + c) * H + row) * W + col] == want;
                             }
                     if (match) {
