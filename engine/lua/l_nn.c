@@ -115,13 +115,13 @@ static int l_mlp(lua_State *L)
     lb_check_keys(L, 1, "nn.mlp", keys, 1);
     int n = (int)luaL_len(L, 1);
     if (n > (int)(sizeof s.widths / sizeof *s.widths))
-        return lb_error(L, "nn.mlp: at most %d widths", (int)(sizeof s.widths / sizeof *s.widths));
+        return lb_error(L, "at most %d widths", (int)(sizeof s.widths / sizeof *s.widths));
     for (int i = 1; i <= n; i++) {
         lua_geti(L, 1, i);
         int ok;
         s.widths[i - 1] = (int)lua_tointegerx(L, -1, &ok);
         if (!ok)
-            return lb_error(L, "nn.mlp: width %d is not an integer", i);
+            return lb_error(L, "width %d is not an integer", i);
         lua_pop(L, 1);
     }
     s.nwidths = n;

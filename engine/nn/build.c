@@ -89,7 +89,7 @@ static int build_vgg(nn_net *net, const nn_spec *s)
     const int *cfg = s->depth == 11 ? cfg11 : s->depth == 13 ? cfg13 : s->depth == 16 ? cfg16
                    : s->depth == 19 ? cfg19 : NULL;
     if (!cfg)
-        return err_set("vgg: depth %d is not one of 11, 13, 16, 19", s->depth);
+        return err_set("depth %d is not one of 11, 13, 16, 19 (vgg)", s->depth);
     char name[64];
     int last = NN_INPUT, idx = 0, ch = s->channels;
     for (; *cfg >= 0; cfg++) {
@@ -162,7 +162,7 @@ static int build_resnet(nn_net *net, const nn_spec *s)
     int which = s->depth == 18 ? 0 : s->depth == 34 ? 1 : s->depth == 50 ? 2 : s->depth == 101 ? 3
               : s->depth == 152 ? 4 : -1;
     if (which < 0)
-        return err_set("resnet: depth %d is not one of 18, 34, 50, 101, 152", s->depth);
+        return err_set("depth %d is not one of 18, 34, 50, 101, 152 (resnet)", s->depth);
     int expansion = s->depth >= 50 ? 4 : 1;
     int last, inplanes = nn_scale_width(64, s->width);
     if (s->small_stem) {
@@ -215,22 +215,22 @@ static int check_spec(const nn_spec *s)
 {
     if (strcmp(s->arch, "mlp") == 0) {
         if (s->nwidths < 2)
-            return err_set("mlp: needs at least two widths (inputs and classes)");
+            return err_set("an mlp needs at least two widths (inputs and classes)");
         for (int i = 0; i < s->nwidths; i++)
             if (s->widths[i] < 1 || s->widths[i] > SPEC_MAX_WIDTH)
-                return err_set("mlp: width %d is %d, must be in [1, %d]", i + 1, s->widths[i], SPEC_MAX_WIDTH);
+                return err_set("width %d is %d, must be in [1, %d]", i + 1, s->widths[i], SPEC_MAX_WIDTH);
         return 0;
     }
     if (s->channels < 1 || s->channels > SPEC_MAX_CHANNELS)
-        return err_set("%s: channels %d must be in [1, %d]", s->arch, s->channels, SPEC_MAX_CHANNELS);
+        return err_set("channels %d must be in [1, %d]", s->channels, SPEC_MAX_CHANNELS);
     if (s->classes < 1 || s->classes > SPEC_MAX_CLASSES)
-        return err_set("%s: classes %d must be in [1, %d]", s->arch, s->classes, SPEC_MAX_CLASSES);
+        return err_set("classes %d must be in [1, %d]", s->classes, SPEC_MAX_CLASSES);
     if (s->size < 1 || s->size > SPEC_MAX_SIZE)
-        return err_set("%s: size %d must be in [1, %d]", s->arch, s->size, SPEC_MAX_SIZE);
+        return err_set("size %d must be in [1, %d]", s->size, SPEC_MAX_SIZE);
     if (!(s->width > 0) || s->width > 64)
-        return err_set("%s: width %g must be in (0, 64]", s->arch, s->width);
+        return err_set("width %g must be in (0, 64]", s->width);
     if (s->dropout < 0 || s->dropout >= 1)
-        return err_set("%s: dropout %g must be in [0, 1)", s->arch, s->dropout);
+        return err_set("dropout %g must be in [0, 1)", s->dropout);
     return 0;
 }
 
