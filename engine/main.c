@@ -14,6 +14,7 @@
 
 #include "core/buildinfo.h"
 #include "core/log.h"
+#include "core/timer.h"
 #include "lua/lb.h"
 #include "nn/dnnl_util.h"
 #include "nn/exec_cache.h"
@@ -172,7 +173,7 @@ static void create_arg_table(lua_State *L, int argc, char **argv, int script)
 /* boengine.clock(): monotonic wall-clock seconds, for timing from Lua (os.clock is CPU time). */
 static int l_clock(lua_State *L)
 {
-    lua_pushnumber(L, now_seconds());
+    lua_pushnumber(L, timer_now());
     return 1;
 }
 

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
-#include "core/fileutil.h"
+#include "core/atomic.h"
 
 #define JOURNAL_KIND "boengine bo journal"
 #define RESUME_HINT "; resume = \"force\" continues it anyway, fresh = true starts it over"

@@ -11,6 +11,7 @@
 #include "bo/bo_strategy.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/timer.h"
 
 struct bo_session {
     bo_options o; /* the checked settings, its bounds and integer flags pointing at those below */
@@ -446,10 +447,10 @@ int bo_session_run(bo_session *s, const bo_run *run, int *stopped)
         if (bo_session_ask(s, x, &number) != 0)
             return -1;
         bo_outcome out = {NAN, NAN, 0, NULL};
-        double t0 = now_seconds();
+        double t0 = timer_now();
         if (run->evaluate(run->evaluate_ctx, number, x, &out) != 0)
             return err_prefix("evaluation %lld", (long long)number);
-        double seconds = now_seconds() - t0;
+        double seconds = timer_now() - t0;
         if (check_outcome(&out, "f's result", "f's second result: the standard error") != 0 ||
             bo_session_tell(s, x, &out, seconds) != 0)
             return err_prefix("evaluation %lld", (long long)number);

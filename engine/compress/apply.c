@@ -9,7 +9,7 @@
 
 #include "compress/compress.h"
 #include "core/err.h"
-#include "core/log.h"
+#include "core/timer.h"
 #include "nn/edit.h"
 
 void cp_stats_free(cp_stats *s)
@@ -155,9 +155,9 @@ static int rewrite(cp_family *const *fams, const cp_stats *st, nn_net *cand, dou
     for (int k = 0; k < n && rc == 0; k++) {
         const cp_choice *c = &st->choices[order[k].choice];
         const cp_family *f = fams[c->family];
-        double t = now_seconds();
+        double t = timer_now();
         rc = f->ops->rewrite(f, &f->layers[c->layer], c, cand);
-        *seconds += now_seconds() - t;
+        *seconds += timer_now() - t;
     }
     free(order);
     return rc;
@@ -196,9 +196,9 @@ static int transform(cp_family *const *fams, const cp_stats *st, cp_work *w, dou
             const cp_family *f = fams[ch->family];
             if ((int)f->ops->role != role || !f->ops->apply)
                 continue;
-            double t = now_seconds();
+            double t = timer_now();
             int rc = f->ops->apply(f, &f->layers[ch->layer], ch, w);
-            *seconds += now_seconds() - t;
+            *seconds += timer_now() - t;
             if (rc != 0)
                 return -1;
         }
@@ -306,17 +306,17 @@ static int prepare(int nfam, cp_family *const *fams, double *seconds)
 {
     for (int fi = 0; fi < nfam; fi++)
         if (!fams[fi]->prepared) {
-            double t = now_seconds();
+            double t = timer_now();
             if (cp_family_prepare(fams[fi]) != 0)
                 return -1;
-            *seconds += now_seconds() - t;
+            *seconds += timer_now() - t;
         }
     return 0;
 }
 
 nn_net *cp_apply(const nn_net *ref, int nfam, cp_family *const *fams, int ntheta, const double *theta, cp_stats *out)
 {
-    double start = now_seconds(), numeric = 0;
+    double start = timer_now(), numeric = 0;
     cp_stats st = {0};
     cp_work w = {0};
     nn_net *cand = NULL;
@@ -332,7 +332,7 @@ nn_net *cp_apply(const nn_net *ref, int nfam, cp_family *const *fams, int ntheta
         transform(fams, &st, &w, &numeric) != 0 || record(fams, &st, cand) != 0 || account(&w, fams, &st) != 0)
         goto fail;
     st.t_truncate = numeric;
-    st.t_rebuild = now_seconds() - start - numeric - st.t_prepare;
+    st.t_rebuild = timer_now() - start - numeric - st.t_prepare;
     work_free(&w);
     if (out)
         *out = st;

@@ -8,6 +8,7 @@
 #include "compress/compress.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/timer.h"
 #include "nn/edit.h"
 
 /* The registry: a family is one line here (and the file that defines its cp_NAME_ops). */
@@ -246,7 +247,7 @@ int cp_family_set_bounds_list(cp_family *f, int n, const double *lo, const doubl
 
 int cp_family_prepare(cp_family *f)
 {
-    double start = now_seconds();
+    double start = timer_now();
     int done = 0;
     for (int i = 0; i < f->count && f->ops->prepare; i++) {
         cp_layer *l = &f->layers[i];
@@ -257,8 +258,8 @@ int cp_family_prepare(cp_family *f)
         done++;
     }
     f->prepared = 1;
-    if (done && now_seconds() - start > 1)
-        log_info("%s: factored %d layers in %.1f s", f->ops->name, done, now_seconds() - start);
+    if (done && timer_now() - start > 1)
+        log_info("%s: factored %d layers in %.1f s", f->ops->name, done, timer_now() - start);
     return 0;
 }
 

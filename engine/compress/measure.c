@@ -3,8 +3,8 @@
 
 #include "compress/compress.h"
 #include "core/err.h"
-#include "core/log.h"
 #include "core/rng.h"
+#include "core/timer.h"
 #include "nn/exec.h"
 
 int cp_node_macs(const nn_net *net, int64_t *macs)
@@ -57,13 +57,13 @@ int cp_latency(nn_net *net, int batch, int runs, int warmup, int size, double *s
     for (int64_t i = 0; i < x->numel; i++)
         x->data[i] = (float)rng_normal(r);
     for (int i = 0; i < warmup + runs; i++) {
-        double start = now_seconds();
+        double start = timer_now();
         tensor *y = nn_forward(net, x);
         if (!y)
             goto done;
         tensor_free(y);
         if (i >= warmup)
-            t[i - warmup] = now_seconds() - start;
+            t[i - warmup] = timer_now() - start;
     }
     qsort(t, (size_t)runs, sizeof *t, by_value);
     *seconds = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);

@@ -6,6 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/timer.h"
+
 static int quiet;
 static int bar_open; /* a progress bar is drawn on the terminal without its line ended */
 
@@ -47,19 +49,12 @@ void log_warn(const char *fmt, ...)
     va_end(ap);
 }
 
-double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void progress_start(progress *p, const char *label, int64_t total)
 {
     log_end_line();
     snprintf(p->label, sizeof p->label, "%s", label);
     p->total = total;
-    p->start = now_seconds();
+    p->start = timer_now();
     p->last_draw = 0;
     p->tty = isatty(STDERR_FILENO);
 }
@@ -78,7 +73,7 @@ static void format_duration(double s, char *buf, size_t size)
 
 static void draw(progress *p, int64_t done, const char *extra, int final)
 {
-    double elapsed = now_seconds() - p->start;
+    double elapsed = timer_now() - p->start;
     double frac = p->total > 0 ? (double)done / (double)p->total : 1.0;
     char eta[32], took[32];
     format_duration(frac > 0 ? elapsed * (1 - frac) / frac : -1, eta, sizeof eta);
@@ -104,7 +99,7 @@ void progress_update(progress *p, int64_t done, const char *extra)
 {
     if (quiet)
         return;
-    double t = now_seconds();
+    double t = timer_now();
     /* a terminal is redrawn a few times a second; a log file gets a line every 10 s */
     if (t - p->last_draw < (p->tty ? 0.2 : 10.0))
         return;

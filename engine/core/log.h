@@ -13,9 +13,6 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * the script's own print) starts on a line of its own. */
 void log_end_line(void);
 
-/* Monotonic wall-clock seconds. */
-double now_seconds(void);
-
 typedef struct progress {
     char label[64];
     int64_t total;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
-#include "core/fileutil.h"
+#include "core/atomic.h"
 
 /* Header sizes beyond this are refused rather than allocated (the reference reader uses 100 MB). */
 #define ST_MAX_HEADER (100u << 20)

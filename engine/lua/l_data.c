@@ -7,6 +7,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/timer.h"
 #include "lua/l_tensor.h"
 #include "lua/lb.h"
 #include "train/loss.h"
@@ -306,10 +307,10 @@ static double run_accuracy(lua_State *L, int64_t *count)
         lua_pop(L, 1);
         char extra[64];
         snprintf(extra, sizeof extra, "accuracy %.4f", (double)correct / (double)(first + m));
-        if (now_seconds() - p.start > 2.0) /* short runs stay silent */
+        if (timer_now() - p.start > 2.0) /* short runs stay silent */
             progress_update(&p, first + m, extra);
     }
-    if (now_seconds() - p.start > 5.0) {
+    if (timer_now() - p.start > 5.0) {
         char extra[64];
         snprintf(extra, sizeof extra, "accuracy %.4f", (double)correct / (double)n);
         progress_end(&p, extra);

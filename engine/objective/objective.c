@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "core/timer.h"
 #include "nn/exec.h"
 
 struct ob_estimator {
@@ -349,19 +350,19 @@ int ob_evaluate(ob_estimator *e, nn_net *cand, int64_t index, ob_result *r)
     }
     if (draw(e, index, pos) != 0)
         goto done;
-    double t = now_seconds();
+    double t = timer_now();
     if (!(x = inputs(e, n, pos)))
         goto done;
-    r->t_data = now_seconds() - t;
-    t = now_seconds();
+    r->t_data = timer_now() - t;
+    t = timer_now();
     if (e->kind == OB_FNORM && reference_logits(e, n, pos, x) != 0)
         goto done;
-    r->t_reference = now_seconds() - t;
-    t = now_seconds();
+    r->t_reference = timer_now() - t;
+    t = timer_now();
     if (!(y = forward(cand, x, e->o.batch)))
         goto done;
-    r->t_forward = now_seconds() - t;
-    t = now_seconds();
+    r->t_forward = timer_now() - t;
+    t = timer_now();
     int classes = (int)(y->numel / n);
     if (e->kind == OB_FNORM) {
         if (classes != e->classes) {
@@ -394,7 +395,7 @@ int ob_evaluate(ob_estimator *e, nn_net *cand, int64_t index, ob_result *r)
         r->value = p;
         r->se = fmax(sqrt(p * (1 - p) / (double)n), floor);
     }
-    r->t_distance = now_seconds() - t;
+    r->t_distance = timer_now() - t;
     r->n = n;
     r->index = index;
     rc = 0;

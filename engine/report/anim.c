@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core/err.h"
-#include "core/fileutil.h"
+#include "core/atomic.h"
 #include "report/outdir.h"
 #include "report/raster.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
-#include "core/fileutil.h"
+#include "core/atomic.h"
 #include "report/outdir.h"
 
 #define DEFAULT_DIGITS 4

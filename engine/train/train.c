@@ -9,6 +9,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "core/timer.h"
 #include "train/augment.h"
 #include "train/backprop.h"
 #include "train/checkpoint.h"
@@ -336,13 +337,13 @@ static int train_epoch(run *r, int epoch, nn_epoch_stats *s)
     if (!r->shuffle || !r->augment)
         return -1;
     rng_permutation(r->shuffle, r->n, r->order);
-    double start = now_seconds(), loss_sum = 0, lr = 0;
+    double start = timer_now(), loss_sum = 0, lr = 0;
     int64_t correct = 0;
     for (int64_t step = 0; step < r->steps; step++) {
         uint64_t global = (uint64_t)(epoch - 1) * (uint64_t)r->steps + (uint64_t)step;
         if (train_step(r, epoch, step, global, &loss_sum, &correct, &lr) != 0)
             return -1;
-        double elapsed = now_seconds() - start;
+        double elapsed = timer_now() - start;
         char extra[160];
         snprintf(extra, sizeof extra, "epoch %d/%d loss %.4f acc %.4f %.0f img/s", epoch, o->epochs,
                  loss_sum / (double)(step + 1), (double)correct / (double)((step + 1) * r->batch),
@@ -350,7 +351,7 @@ static int train_epoch(run *r, int epoch, nn_epoch_stats *s)
         progress_update(&r->bar, (int64_t)global + 1 - (int64_t)(r->first - 1) * r->steps, extra);
     }
     *s = (nn_epoch_stats){.epoch = epoch, .steps = r->steps, .lr = lr, .test_accuracy = NAN};
-    s->seconds = now_seconds() - start;
+    s->seconds = timer_now() - start;
     s->loss = loss_sum / (double)r->steps;
     s->accuracy = (double)correct / (double)(r->steps * r->batch);
     s->images_per_second = s->seconds > 0 ? (double)(r->steps * r->batch) / s->seconds : 0;

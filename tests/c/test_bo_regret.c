@@ -6,8 +6,8 @@
 #include "bo/bo_functions.h"
 #include "bo/bo_loop.h"
 #include "core/err.h"
-#include "core/log.h"
 #include "core/rng.h"
+#include "core/timer.h"
 #include "tap.h"
 
 enum { SEEDS = 10, BUDGET = 50 };
@@ -66,7 +66,7 @@ int main(void)
     const char *names[] = {"branin", "hartmann6"};
     for (int k = 0; k < 2; k++) {
         const bo_function *f = bo_function_find(names[k]);
-        double rb[SEEDS], rr[SEEDS], t0 = now_seconds();
+        double rb[SEEDS], rr[SEEDS], t0 = timer_now();
         for (int s = 0; s < SEEDS; s++) {
             rb[s] = bo_regret(f, (uint64_t)s + 1);
             rr[s] = random_regret(f, (uint64_t)s + 101);
@@ -75,7 +75,7 @@ int main(void)
         tap_ok(mb < mr, "%s: median simple regret after %d evaluations, BO %.3g < random search %.3g", names[k],
                BUDGET, mb, mr);
         tap_diag("%s: BO regrets %.2g .. %.2g, %.1f s for %d runs", names[k], rb[0], rb[SEEDS - 1],
-                 now_seconds() - t0, SEEDS);
+                 timer_now() - t0, SEEDS);
     }
     return tap_done();
 }

@@ -17,11 +17,14 @@
 #include "nn/exec.h"
 #include "objective/objective.h"
 #include "tap.h"
+#include "testutil.h"
 
 static rng *r;
 
-/* Random biases and batch-norm statistics too, so that every parameter's path is exercised. */
-static void randomize_params(nn_net *net)
+/* Random biases and batch-norm statistics too, so that every parameter's path is exercised; the
+ * weights scaled by their fan-in (unlike tu_randomize_params' fixed range), so that deep networks
+ * keep activations of order one. */
+static void randomize_scaled(nn_net *net)
 {
     for (int i = 0; i < net->count; i++) {
         nn_node *n = &net->nodes[i];
@@ -34,25 +37,6 @@ static void randomize_params(nn_net *net)
         }
     }
     nn_invalidate(net);
-}
-
-static tensor *random_input(int n, int c, int h, int w)
-{
-    tensor *x = tensor_new(4, (int64_t[]){n, c, h, w});
-    graph_randomize(x, r, -1, 1);
-    return x;
-}
-
-static double rel_error(const tensor *a, const tensor *b)
-{
-    if (!a || !b || a->numel != b->numel)
-        return INFINITY;
-    double d = 0, s = 1e-30;
-    for (int64_t i = 0; i < a->numel; i++) {
-        d = fmax(d, fabs((double)a->data[i] - b->data[i]));
-        s = fmax(s, fabs((double)b->data[i]));
-    }
-    return d / s;
 }
 
 static nn_net *build(const char *arch, int depth, int bn, int channels, int size, double width, int small)
@@ -69,7 +53,7 @@ static nn_net *build(const char *arch, int depth, int bn, int channels, int size
     s.small_head = small;
     nn_net *net = nn_build(&s);
     if (net)
-        randomize_params(net);
+        randomize_scaled(net);
     return net;
 }
 
@@ -133,7 +117,7 @@ static void exact(nn_net *net, const char *k, const char *pattern, cp_mode mode,
     cp_stats st;
     nn_net *c = f ? cp_apply(net, 1, &f, cp_dim(1, &f), t, &st) : NULL;
     tensor *yc = c ? nn_forward(c, x) : NULL;
-    double e = rel_error(yc, y);
+    double e = tu_tensor_rel_error(yc, y);
     tap_ok(e <= 1e-4, "%s at full rank reproduces the outputs (relative error %.2g)", what, e);
     if (!c)
         tap_diag("%s", err_msg());
@@ -156,7 +140,7 @@ static void test_exact(void)
 {
     nn_net *vgg = build("vgg", 11, 0, 3, 32, 0.25, 1);
     nn_net *res = build("resnet", 18, 0, 3, 64, 0.25, 0); /* 7×7/2 stem, strided 3×3 and 1×1 convs */
-    tensor *xv = random_input(3, 3, 32, 32), *xr = random_input(2, 3, 64, 64);
+    tensor *xv = tu_random_input(r, 3, 3, 32, 32), *xr = tu_random_input(r, 2, 3, 64, 64);
     exact(vgg, "vh", "features.*", CP_ABSOLUTE, xv, "vh (vgg)");
     exact(res, "vh", "*", CP_ABSOLUTE, xr, "vh (resnet, 7×7/2 stem, stride 2)");
     exact(vgg, "svd", "*", CP_ABSOLUTE, xv, "svd of convolutions and linear layers (vgg)");
@@ -169,7 +153,7 @@ static void test_exact(void)
     double *t = full(f);
     nn_net *c = cp_apply(res, 1, &f, cp_dim(1, &f), t, NULL);
     tensor *y = nn_forward(res, xr), *yc = c ? nn_forward(c, xr) : NULL;
-    tap_ok(rel_error(yc, y) <= 1e-4 && c->count == res->count, "dense svd at full rank: same graph, same outputs");
+    tap_ok(tu_tensor_rel_error(yc, y) <= 1e-4 && c->count == res->count, "dense svd at full rank: same graph, same outputs");
     tensor_free(y);
     tensor_free(yc);
     nn_net_free(c);
@@ -182,8 +166,8 @@ static void test_exact(void)
                     .sw = 1, .ph = 1, .pw = 2, .groups = 1, .has_bias = 1};
     nn_add(odd, &conv);
     nn_init_params(odd, 3);
-    randomize_params(odd);
-    tensor *xo = random_input(2, 4, 13, 11);
+    randomize_scaled(odd);
+    tensor *xo = tu_random_input(r, 2, 4, 13, 11);
     exact(odd, "vh", "odd", CP_ABSOLUTE, xo, "vh of a 3×5 kernel with strides (2, 1) and padding (1, 2)");
     exact(odd, "tucker2", "odd", CP_FRACTION, xo, "tucker2 of the same");
     tensor_free(xo);
@@ -368,7 +352,7 @@ static void pruned_equals_zeroed(nn_net *net, const char *layer, const char *rea
                 memset(rw->data + (o * N + ch) * block, 0, (size_t)block * sizeof(float));
     nn_invalidate(z);
     tensor *yc = c ? nn_forward(c, x) : NULL, *yz = nn_forward(z, x);
-    double e = rel_error(yc, yz);
+    double e = tu_tensor_rel_error(yc, yz);
     int64_t before = (int64_t)N * (w->numel / N) + rw->numel, after = (int64_t)keep * (w->numel / N) + rw->numel / N * keep;
     tap_ok(e <= 1e-5 && c && c->nodes[nn_find(c, layer)].out == keep, "%s: equals the reference with the readers' "
            "inputs zeroed (%.2g)", what, e);
@@ -404,10 +388,10 @@ static void test_prune_channels(void)
     nn_add(head, &relu);
     nn_add(head, &fc);
     nn_init_params(head, 5);
-    randomize_params(head);
-    tensor *x4 = random_input(3, 3, 4, 4);
+    randomize_scaled(head);
+    tensor *x4 = tu_random_input(r, 3, 3, 4, 4);
     nn_net *res = build("resnet", 18, 0, 3, 32, 0.25, 1);
-    tensor *x = random_input(2, 3, 32, 32);
+    tensor *x = tu_random_input(r, 2, 3, 32, 32);
     pruned_equals_zeroed(vgg, "features.0", "features.4", 0.5, x, "vgg_bn features.0 (through bn, relu, pool)");
     pruned_equals_zeroed(head, "c2", "fc", 0.5, x4, "a conv read by a linear layer through a flatten");
     tensor_free(x4);
@@ -418,7 +402,7 @@ static void test_prune_channels(void)
     double one[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     nn_net *c = f ? cp_apply(res, 1, &f, cp_dim(1, &f), one, NULL) : NULL;
     tensor *y = nn_forward(res, x), *yc = c ? nn_forward(c, x) : NULL;
-    tap_ok(rel_error(yc, y) == 0, "channel pruning at ratio 1 changes nothing");
+    tap_ok(tu_tensor_rel_error(yc, y) == 0, "channel pruning at ratio 1 changes nothing");
     tensor_free(yc);
     nn_net_free(c);
     cp_family_free(f);
@@ -452,7 +436,7 @@ static void test_prune_channels(void)
         half[i] = 1;
     nn_net *same = f ? cp_apply(deep, 1, &f, cp_dim(1, &f), half, NULL) : NULL;
     tensor *ys = same ? nn_forward(same, x) : NULL, *yd = nn_forward(deep, x);
-    tap_ok(rel_error(ys, yd) == 0, "resnet50: ratio 1 changes nothing");
+    tap_ok(tu_tensor_rel_error(ys, yd) == 0, "resnet50: ratio 1 changes nothing");
     if (c)
         cp_stats_free(&st);
     free(dims);
@@ -544,7 +528,7 @@ static void test_records(void)
 static void test_hooi(void)
 {
     nn_net *net = build("vgg", 11, 0, 3, 32, 0.25, 1);
-    tensor *x = random_input(4, 3, 32, 32), *y = nn_forward(net, x);
+    tensor *x = tu_random_input(r, 4, 3, 32, 32), *y = nn_forward(net, x);
     const char *p = "features.8";
     cp_options a = {.mode = CP_FRACTION}, b = {.mode = CP_FRACTION, .hooi = 3};
     cp_family *f0 = cp_family_new("tucker2", net, 1, &p, &a), *f3 = cp_family_new("tucker2", net, 1, &p, &b);
@@ -661,7 +645,7 @@ static void test_fraction_ranks(void)
 static void test_split_and_values(void)
 {
     nn_net *net = build("vgg", 11, 0, 3, 32, 0.25, 1);
-    tensor *x = random_input(2, 3, 32, 32);
+    tensor *x = tu_random_input(r, 2, 3, 32, 32);
     const char *layers[] = {"features.0", "features.3", "features.6", "classifier.0"};
     const char *split[3] = {"vh", "svd", "tucker2"};
     for (int s = 0; s < 3; s++)
@@ -694,7 +678,7 @@ static void test_split_and_values(void)
             if (back)
                 nn_invalidate(back);
             tensor *yc = ok ? nn_forward(c, x) : NULL, *yb = ok ? nn_forward(back, x) : NULL;
-            tap_ok(ok && rel_error(yb, yc) == 0, "%s of %s, quantized and pruned (%s first): the record rebuilds it",
+            tap_ok(ok && tu_tensor_rel_error(yb, yc) == 0, "%s of %s, quantized and pruned (%s first): the record rebuilds it",
                    split[s], layer, order ? "values" : "split");
             if (!ok)
                 tap_diag("%s", err_msg());

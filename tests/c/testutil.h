@@ -58,4 +58,12 @@ static inline double tu_rel_error(const float *got, const float *want, int64_t n
     return d / scale;
 }
 
+/* tu_rel_error of two tensors; infinity when one is missing or their sizes differ. */
+static inline double tu_tensor_rel_error(const tensor *got, const tensor *want)
+{
+    if (!got || !want || got->numel != want->numel)
+        return INFINITY;
+    return tu_rel_error(got->data, want->data, got->numel, 1e-30);
+}
+
 #endif

@@ -1,4 +1,4 @@
-#include "core/fileutil.h"
+#include "core/atomic.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
-/* fileutil: atomic output files (write to a temporary beside the target, fsync, rename). */
-#ifndef BOENGINE_FILEUTIL_H
-#define BOENGINE_FILEUTIL_H
+/* atomic: atomic output files (write to a temporary beside the target, fsync, rename). */
+#ifndef BOENGINE_ATOMIC_H
+#define BOENGINE_ATOMIC_H
 
 #include <stdio.h>
 
