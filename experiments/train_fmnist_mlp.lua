@@ -9,7 +9,7 @@ local test = data.fashion_mnist{split = "test"}
 local net = nn.mlp{784, 1000, 1000, 10, seed = seed}
 
 -- a killed run resumes from its last finished epoch; the checkpoint goes once the model is published
-local checkpoint = "results/models/fmnist_mlp.ckpt.safetensors"
+local checkpoint = boengine.project .. "/results/models/fmnist_mlp.ckpt.safetensors"
 local run = nn.train{
   checkpoint = checkpoint,
   net = net, data = train, test = test, seed = seed,

@@ -10,7 +10,7 @@ local test = data.fashion_mnist{split = "test"}
 local net = nn.resnet{depth = 18, width = 0.25, channels = 1, classes = 10, size = 28, stem = "small", seed = seed}
 
 -- a killed run resumes from its last finished epoch; the checkpoint goes once the model is published
-local checkpoint = "results/models/fmnist_resnet18.ckpt.safetensors"
+local checkpoint = boengine.project .. "/results/models/fmnist_resnet18.ckpt.safetensors"
 local run = nn.train{
   checkpoint = checkpoint,
   net = net, data = train, test = test, seed = seed,

@@ -11,7 +11,7 @@ local test = data.fashion_mnist{split = "test"}
 local net = nn.resnet{depth = 50, width = 0.125, channels = 1, classes = 10, size = 28, stem = "small", seed = seed}
 
 -- a killed run resumes from its last finished epoch; the checkpoint goes once the model is published
-local checkpoint = "results/models/fmnist_resnet50.ckpt.safetensors"
+local checkpoint = boengine.project .. "/results/models/fmnist_resnet50.ckpt.safetensors"
 local run = nn.train{
   checkpoint = checkpoint,
   net = net, data = train, test = test, seed = seed,

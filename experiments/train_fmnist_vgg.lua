@@ -11,7 +11,7 @@ local net = nn.vgg{depth = 11, batchnorm = true, width = 0.5, channels = 1, clas
                    stem = "small", head = "small", dropout = 0.25, seed = seed}
 
 -- a killed run resumes from its last finished epoch; the checkpoint goes once the model is published
-local checkpoint = "results/models/fmnist_vgg11_bn.ckpt.safetensors"
+local checkpoint = boengine.project .. "/results/models/fmnist_vgg11_bn.ckpt.safetensors"
 local run = nn.train{
   checkpoint = checkpoint,
   net = net, data = train, test = test, seed = seed,

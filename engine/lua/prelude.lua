@@ -1,6 +1,18 @@
 -- The prelude: engine helpers written in Lua, loaded after the C modules (tensor, nn, data, bo...).
 -- Experiment-level conveniences live here so that they can be read and changed without C.
 
+-- ---- where the experiment's project is ------------------------------------------------------------
+
+-- boengine.project: the folder holding experiments/ when the running file is in such a folder, else
+-- the file's own folder. Shipped models are read and outputs written under it, so that an experiment
+-- runs the same from any working directory.
+do
+  local script = boengine.script or ""
+  local dir = script:match("^(.*)/[^/]*$") or "."
+  if dir:match("([^/]*)$") == "experiments" then dir = dir:match("^(.*)/[^/]*$") or "." end
+  boengine.project = dir
+end
+
 -- ---- the scalarized objective y = R + γ·L (docs/method.md §1) -----------------------------------------
 
 -- objective.scalarize{families = {...}, estimator = objective.fnorm{...}, gamma = 1, ratio = "params"}
@@ -104,7 +116,7 @@ local MODELS_HEADER = {
   "|---|---|---|---|---|---|---|---|---|---|",
 }
 
--- nn.publish{net =, name =, test =, run =, dir = "results/models", force = false}: measures the
+-- nn.publish{net =, name =, test =, run =, dir = PROJECT/results/models, force = false}: measures the
 -- test accuracy, saves dir/name.safetensors with the training facts in its metadata, the
 -- per-epoch curve in dir/name.curve.csv and sets the model's row in dir/README.md. Returns the
 -- accuracy. A model already published under that name is replaced only by one of the same
@@ -116,7 +128,7 @@ function nn.publish(t)
     if not keys[k] then boengine.fail("nn.publish: unknown key '" .. tostring(k) .. "' (known: net, name, test, run, dir, force)") end
   end
   if not (t.net and t.name and t.test and t.run) then boengine.fail("nn.publish: net, name, test and run are required") end
-  local dir = t.dir or "results/models"
+  local dir = t.dir or (boengine.project .. "/results/models")
   os.execute("mkdir -p '" .. dir .. "'")
   local accuracy = t.test:accuracy(t.net)
   local run, arch = t.run, t.net:arch()
