@@ -149,7 +149,7 @@ report.table{path = o.results .. "/fig3", title = "Figure 3: function distance a
              {name = "SE", digits = 3}, {name = "top-1 error", digits = 4}},
   rows = rows, provenance = prov}
 report.table{path = o.results .. "/fig3_spearman", title = "Figure 3: Spearman rank correlation of L and the top-1 error",
-  columns = {"layer", "points", {name = "Spearman rho", digits = 3}}, rows = by_layer, provenance = prov}
+  columns = {"layer", "points", {name = "Spearman rho", digits = 4}}, rows = by_layer, provenance = prov}
 report.plot{path = o.figures .. "/fig3_norm_error.png", width = 1000, height = 640,
   title = "Figure 3. Estimated function distance vs top-1 error, ResNet-50 (w0.125) on Fashion-MNIST",
   xlabel = string.format("function distance L̂ (squared logit distance, %d fixed training images)", o.samples),

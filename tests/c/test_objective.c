@@ -391,6 +391,16 @@ static void test_options(nn_net *ref)
     tap_error(ob_new(OB_FNORM, ref, ds, &o) == NULL, "batch = -1", NULL, "a negative batch is refused");
     o = options(0, 1, 0);
     tap_error(ob_new(OB_RISK, NULL, ds, &o) == NULL, "samples = 0", NULL, "no samples is refused");
+    o = options(1, 1, 0);
+    tap_error(ob_new(OB_FNORM, ref, ds, &o) == NULL, "samples = 1 gives no standard error", NULL,
+              "fnorm refuses one sample (no spread, no SE)");
+    ob_estimator *one = ob_new(OB_RISK, NULL, ds, &o);
+    ob_result r;
+    nn_net *c0 = constant(0);
+    tap_ok(one && ob_evaluate(one, c0, 1, &r) == 0 && (r.value == 0 || r.value == 1) && r.se == 0.5,
+           "risk on one sample: an error rate of 0 or 1 with the floor SE 0.5");
+    nn_net_free(c0);
+    ob_free(one);
 }
 
 int main(void)
