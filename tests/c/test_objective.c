@@ -11,11 +11,11 @@
 #include <unistd.h>
 
 #include "core/rng.h"
-#include "graph.h"
 #include "io/dataset.h"
 #include "nn/exec.h"
 #include "objective/objective.h"
 #include "tap.h"
+#include "testutil.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist"
 
@@ -34,7 +34,7 @@ static void reference_mean_se(const double *d, int64_t n, double *mean, double *
     *se = n > 1 ? (double)sqrtl(ss / (n - 1) / n) : 0;
 }
 
-/* 784 -> hidden -> 10 with ReLU, parameters from seed, biases random too */
+/* 784 -> hidden -> 10 with ReLU, weights and biases uniform in [-0.5, 0.5) from seed */
 static nn_net *mlp(int hidden, uint64_t seed)
 {
     nn_net *net = nn_net_new(1, 28, 10);
@@ -47,8 +47,7 @@ static nn_net *mlp(int hidden, uint64_t seed)
         return NULL;
     }
     rng *r = rng_new(seed + 100);
-    for (int i = 0; i < net->count; i++)
-        graph_randomize(net->nodes[i].bias, r, -0.5, 0.5);
+    tu_randomize_params(net, r);
     rng_free(r);
     return net;
 }
@@ -84,7 +83,7 @@ static void test_mean_se(void)
     rng *r = rng_new(5);
     int good = 1;
     for (int t = 0; t < 50 && good; t++) {
-        int64_t n = 1 + (int64_t)rng_below(r, 300);
+        int64_t n = tu_rand_int(r, 1, 300);
         double offset = t % 3 == 0 ? 1e6 : 0, scale = pow(10, (double)rng_below(r, 7) - 3), *d = malloc((size_t)n * sizeof *d);
         for (int64_t i = 0; i < n; i++) /* skewed values, as squared distances are */
             d[i] = offset + scale * pow(rng_normal(r), 2);
