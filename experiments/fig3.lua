@@ -22,8 +22,6 @@ local DEFAULTS = {
 
 -- ---- settings and paths ---------------------------------------------------------------------------
 
-local function dirname(path) return path:match("^(.*)/[^/]*$") or "." end
-
 local function settings(defaults)
   local o = {}
   for k, v in pairs(defaults) do o[k] = v end
@@ -43,9 +41,8 @@ local function settings(defaults)
     if type(ov.value) ~= want then boengine.fail(string.format("'%s' must be a %s, got %s", key, want, ov.text)) end
     o[key] = ov.value
   end
-  -- the project: the folder holding experiments/ when the file is in one, else the file's folder
-  local dir = dirname(boengine.script)
-  local root = dir:match("([^/]*)$") == "experiments" and dirname(dir) or dir
+  -- outputs and shipped models: under the project (the folder holding experiments/)
+  local root = boengine.project
   local prefix = root == "." and "" or root .. "/"
   o.results = o.results or prefix .. "results"
   o.figures = o.figures or prefix .. "figures"
