@@ -15,7 +15,7 @@ struct bo_qmc {
     gsl_qrng *q;
     rng *r;
     double *shift;
-    uint32_t *rows; /* scrambled Sobol: 32 rows a dimension; row r mixes digits 0..r into digit r */
+    uint64_t *keys; /* scrambled Sobol: a key a dimension, seeding the flips of its digit tree */
     int started;    /* scrambled: the origin has been given */
 };
 
@@ -49,21 +49,16 @@ bo_qmc *bo_qmc_new_kind(int d, uint64_t seed, bo_qmc_kind kind)
         q->q = gsl_qrng_alloc(q->type, (unsigned)d);
     int scrambled_sobol = kind == BO_QMC_SCRAMBLED && q->type == gsl_qrng_sobol;
     if (scrambled_sobol)
-        q->rows = malloc((size_t)d * 32 * sizeof *q->rows);
-    if (!q->r || !q->shift || (q->type && !q->q) || (scrambled_sobol && !q->rows)) {
+        q->keys = malloc((size_t)d * sizeof *q->keys);
+    if (!q->r || !q->shift || (q->type && !q->q) || (scrambled_sobol && !q->keys)) {
         bo_qmc_free(q);
         err_set("out of memory drawing quasi-random points");
         return NULL;
     }
     for (int j = 0; j < d; j++)
         q->shift[j] = rng_uniform(q->r);
-    /* lower-triangular with a unit diagonal, digit 0 the most significant: row r has bit 31 - r
-     * set and random bits above it (the digits before r) */
-    for (int j = 0; q->rows && j < d; j++)
-        for (int r = 0; r < 32; r++) {
-            uint32_t above = r == 0 ? 0 : (uint32_t)(0xffffffffu << (32 - r));
-            q->rows[32 * j + r] = ((uint32_t)rng_below(q->r, (uint64_t)1 << 32) & above) | (uint32_t)1 << (31 - r);
-        }
+    for (int j = 0; q->keys && j < d; j++)
+        q->keys[j] = rng_derive_seed(seed, 0x6f77656e00000000ULL + (uint64_t)j); /* "owen" */
     return q;
 }
 
@@ -77,26 +72,21 @@ void bo_qmc_free(bo_qmc *q)
         gsl_qrng_free(q->q);
     rng_free(q->r);
     free(q->shift);
-    free(q->rows);
+    free(q->keys);
     free(q);
 }
 
-static int parity(uint32_t x)
-{
-    x ^= x >> 16;
-    x ^= x >> 8;
-    x ^= x >> 4;
-    x ^= x >> 2;
-    x ^= x >> 1;
-    return (int)(x & 1);
-}
-
-/* The linear scramble of dimension j applied to the binary digits of a coordinate. */
-static uint32_t scramble(const uint32_t *rows, uint32_t bits)
+/* Owen's nested scramble of a coordinate's 32 binary digits: digit r is flipped or not by a random
+ * bit of the node that digits 0..r-1 lead to in the binary tree (a hash of the key, r and those
+ * digits), so that points in different intervals get independent positions inside them. */
+static uint32_t scramble(uint64_t key, uint32_t bits)
 {
     uint32_t out = 0;
-    for (int r = 0; r < 32; r++)
-        out |= (uint32_t)parity(bits & rows[r]) << (31 - r);
+    for (int r = 0; r < 32; r++) {
+        uint64_t node = r == 0 ? 0 : (uint64_t)(bits >> (32 - r)); /* the digits before r */
+        uint32_t flip = (uint32_t)(rng_derive_seed(key, ((uint64_t)r << 32) | node) >> 63);
+        out |= (((bits >> (31 - r)) & 1u) ^ flip) << (31 - r);
+    }
     return out;
 }
 
@@ -119,9 +109,8 @@ void bo_qmc_next(bo_qmc *q, double *p)
         gsl_qrng_get(q->q, p);
     }
     for (int j = 0; j < d; j++) {
-        if (q->type == gsl_qrng_sobol && q->rows) {
-            uint32_t bits = (uint32_t)(p[j] * 4294967296.0), mask = (uint32_t)(q->shift[j] * 4294967296.0);
-            p[j] = (double)(scramble(q->rows + 32 * j, bits) ^ mask) / 4294967296.0;
+        if (q->type == gsl_qrng_sobol && q->keys) {
+            p[j] = (double)scramble(q->keys[j], (uint32_t)(p[j] * 4294967296.0)) / 4294967296.0;
         } else if (q->type == gsl_qrng_sobol) {
             /* digital shift: XOR the 32-bit binary fraction (GSL's Sobol points are dyadic) */
             uint32_t bits = (uint32_t)(p[j] * 4294967296.0), mask = (uint32_t)(q->shift[j] * 4294967296.0);

@@ -8,11 +8,13 @@
  *   one quarter, none in another, whatever the shift).
  * - scrambled: the whole sequence, origin first, so that its first 2^k points are a digital net:
  *   in 1-D one point in each of 2^k equal intervals, in d dimensions Sobol's (t, k, d)-net. A Sobol
- *   point is then randomized by a random linear matrix scramble and a digital shift (Matousek
- *   1998): binary digit r of a coordinate becomes digit r XOR a random combination of the digits
- *   before it, then XOR a random bit. Each coordinate's leading k digits depend on its leading k
- *   digits only, one to one, so a net stays a net while every point becomes uniform on [0, 1).
- *   Halton points get the shift modulo 1 (one point per circular stratum). The initial design. */
+ *   coordinate is then scrambled as Owen's nested uniform scramble does in base 2: its binary digit
+ *   r is flipped or not by a random bit drawn for the digits before it (one bit per node of the
+ *   binary tree, from a hash, so nothing is stored). A net stays a net, every point is uniform on
+ *   [0, 1), and the positions of the points inside their intervals are independent: in 1-D the
+ *   first 2^k points are stratified random sampling. (A random linear scramble XOR-links those
+ *   positions, and measurably hurt BO with LCB on noisy sinone: docs/figures.md.) Halton points get
+ *   the shift modulo 1 (one point per circular stratum). The initial design. */
 #ifndef BOENGINE_BO_QMC_H
 #define BOENGINE_BO_QMC_H
 

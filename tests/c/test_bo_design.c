@@ -1,8 +1,8 @@
 /* The initial design fills the strata: the scrambled Sobol sequence keeps its first point, so its
  * first 2^k points put one point in each of 2^k equal intervals of every coordinate, and in 2-D one
  * in each cell of every 2^a x 2^(k-a) grid (a (0, k, 2)-net); it is seeded, deterministic and
- * uniform; the BO loop's first 4 points on [0, 1] hit each quarter (the shifted design before left
- * one empty for every seed). */
+ * uniform, with independent positions inside the intervals (Owen's scramble); the BO loop's first 4
+ * points on [0, 1] hit each quarter (the shifted design before left one empty for every seed). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -112,6 +112,19 @@ static void check_seeded(void)
         chi2 += (bins[k] - e) * (bins[k] - e) / e;
     tap_ok(chi2 < 37.7, "the third point is uniform over seeds: chi-square %.1f on 15 degrees of freedom (p > 0.001)",
            chi2);
+    /* Owen's scramble: the positions inside the quarters are independent, so all four points lie in
+     * the same half of their quarter in 1/8 of the seeds (a random linear scramble links them: 1/4) */
+    int same_half = 0;
+    for (uint64_t seed = 1; seed <= (uint64_t)seeds; seed++) {
+        draw(1, seed, BO_QMC_SCRAMBLED, 4);
+        int upper = 0;
+        for (int i = 0; i < 4; i++)
+            upper += fmod(pts[i] * 4, 1.0) >= 0.5;
+        same_half += upper == 0 || upper == 4;
+    }
+    tap_ok(fabs(same_half - seeds / 8.0) < 4 * sqrt(seeds / 8.0 * 7 / 8),
+           "positions inside the quarters are independent: all 4 points in the same half of their quarter for %d of %d "
+           "seeds (1/8: %d)", same_half, seeds, seeds / 8);
 }
 
 /* The BO loop asks its design through bo_qmc: 4 points on [0, 1] hit each quarter. */
