@@ -84,7 +84,7 @@ local t0 = boengine.clock()
 for acq in settings.acquisitions:gmatch("[^,]+") do
   local frames, k = {}, 0
   local iterations = math.tointeger(settings.iterations)
-  bo.minimize{
+  local r = bo.minimize{
     f = function(x, i) return bo.functions.sinone(x, sigma, 1000 * seed + i), sigma end,
     bounds = info.bounds, init = init, iterations = iterations, acquisition = acq, seed = seed,
     callback = function(i, rec, opt)
@@ -103,8 +103,7 @@ for acq in settings.acquisitions:gmatch("[^,]+") do
                  provenance = {seed = seed, acquisition = acq}}
   report.gif{path = string.format("%s/%s.gif", out, acq), frames = frames, delay = 0.7, last_delay = 3,
              provenance = {seed = seed, acquisition = acq, sigma = sigma}}
-  if not boengine.quiet then
-    io.stderr:write(string.format("fig4: %s: %d frames, %s/%s_grid.png, %s/%s.gif\n", acq, #frames, out, acq, out, acq))
-  end
+  print(string.format("fig4: %s: %d frames; recommends x = %.4f, f(x) = %.4f (minimum %.4f at %.4f)", acq, #frames,
+                      r.best.x[1], bo.functions.sinone(r.best.x[1]), info.minimum, info.argmin[1]))
 end
 print(string.format("fig4: seed %d, %.1f s", seed, boengine.clock() - t0))
