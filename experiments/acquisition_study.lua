@@ -5,7 +5,7 @@
 --
 --   scripts/boengine experiments/acquisition_study.lua [seeds=100] [branin_seeds=100]
 --       [hartmann6_seeds=50] [jobs=2] [functions=sinone,branin,hartmann6] [designs=scrambled,shifted]
---       [results=results] [figures=figures]
+--       [results=PROJECT/results] [figures=PROJECT/figures]
 --
 -- Every run is bo.minimize with the problem's settings below, the GP told the honest standard error
 -- (the noise's σ), its recommendation r.best (BO: the evaluated point of lowest posterior mean;
@@ -13,6 +13,7 @@
 -- 1000 s + i, the same for every acquisition. jobs = 2 splits the runs between two processes of the
 -- engine (this script run again with worker=K/2), one core each.
 --
+-- PROJECT is the folder holding experiments/ (boengine.project), whatever the working directory.
 -- Writes RESULTS/acquisition_study.{csv,md} (per function, method and design: success rate with a
 -- 95% Wilson interval, final regret median and quartiles, time per run),
 -- RESULTS/acquisition_study_design.{csv,md} (the two designs paired by seed) and
@@ -20,7 +21,8 @@
 
 local settings = {seeds = 100, branin_seeds = 100, hartmann6_seeds = 50, jobs = 2,
                   functions = "sinone,branin,hartmann6", designs = "scrambled,shifted",
-                  results = "results", figures = "figures", worker = "", out = ""}
+                  results = boengine.project .. "/results", figures = boengine.project .. "/figures",
+                  worker = "", out = ""}
 for _, a in ipairs(arg) do
   local k, v = a:match("^([%w_]+)=(.*)$")
   if not k or settings[k] == nil then

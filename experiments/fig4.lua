@@ -4,10 +4,11 @@
 -- observations; bottom: the acquisition the next step maximizes; a blue vertical line at the
 -- current best point (lowest posterior mean) and a red one at the next point. For corrected EI
 -- (ei_c, the paper's) and noisy EI (nei, the default): the frames FIGURES/fig4/ACQ_NN.png, a grid of
--- the first frames (ACQ_grid.png) and the animation (ACQ.gif).
+-- the first frames (ACQ_grid.png) and the animation (ACQ.gif). FIGURES is PROJECT/figures, PROJECT
+-- the folder holding experiments/ (boengine.project), whatever the working directory.
 --
 --   scripts/boengine experiments/fig4.lua [seed=1] [iterations=21] [init=4] [grid=8]
---                                         [acquisitions=ei_c,nei] [figures=figures]
+--                                         [acquisitions=ei_c,nei] [figures=PROJECT/figures]
 --
 -- The run of each acquisition is the study's run of the same seed (experiments/acquisition_study.lua:
 -- same noise draws, same settings), so the study tells how typical the frames are. Seed 1, the
@@ -16,7 +17,7 @@
 -- that, and said so in docs/figures.md.
 
 local settings = {seed = 1, iterations = 21, init = 4, grid = 8, acquisitions = "ei_c,nei", sigma = 0.03,
-                  figures = "figures"}
+                  figures = boengine.project .. "/figures"}
 for _, a in ipairs(arg) do
   local k, v = a:match("^([%w_]+)=(.*)$")
   if not k or settings[k] == nil then
