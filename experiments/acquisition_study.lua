@@ -62,7 +62,9 @@ local units = {}
 for _, fn in ipairs(functions) do
   for seed = 1, problems[fn].seeds do
     for _, design in ipairs(designs) do
-      for _, acq in ipairs(ACQUISITIONS) do units[#units + 1] = {fn = fn, method = acq, design = design, seed = seed} end
+      for _, acq in ipairs(ACQUISITIONS) do
+        units[#units + 1] = {fn = fn, method = acq, design = design, seed = seed}
+      end
     end
     units[#units + 1] = {fn = fn, method = "random", design = "", seed = seed}
   end
@@ -210,7 +212,9 @@ for _, r in ipairs(results) do
   end
   groups[key].runs[#groups[key].runs + 1] = r
 end
-local function group(fn, method, design) return groups[fn .. "/" .. method .. "/" .. (method == "random" and "" or design)] end
+local function group(fn, method, design)
+  return groups[fn .. "/" .. method .. "/" .. (method == "random" and "" or design)]
+end
 
 local rank = {}
 for i, fn in ipairs(functions) do rank[fn] = i * 100 end
@@ -333,8 +337,9 @@ for k, fn in ipairs(functions) do
     end
   end
   local vline = {{at = p.init, color = "grey", style = "dotted"}}
-  regret_panels[k] = {title = p.label, xlabel = "evaluations", ylabel = k == 1 and "regret of the recommendation" or nil,
-                      ylog = true, xlim = {1, p.budget}, series = rs, vlines = vline,
+  regret_panels[k] = {title = p.label, xlabel = "evaluations",
+                      ylabel = k == 1 and "regret of the recommendation" or nil, ylog = true,
+                      xlim = {1, p.budget}, series = rs, vlines = vline,
                       legend = k == #functions and "outside" or "none"}
   success_panels[k] = {title = p.label .. ": " .. p.criterion, xlabel = "evaluations",
                        ylabel = k == 1 and "share of runs successful" or nil, xlim = {1, p.budget * 1.07},

@@ -21,7 +21,8 @@ local settings = {seed = 1, iterations = 21, init = 4, grid = 8, acquisitions = 
 for _, a in ipairs(arg) do
   local k, v = a:match("^([%w_]+)=(.*)$")
   if not k or settings[k] == nil then
-    error(string.format("fig4: unknown argument '%s' (keys: seed, iterations, init, grid, acquisitions, sigma, figures)", a), 0)
+    error(string.format("fig4: unknown argument '%s' (keys: seed, iterations, init, grid, acquisitions, sigma, "
+                        .. "figures)", a), 0)
   end
   settings[k] = type(settings[k]) == "number" and assert(tonumber(v), k .. " must be a number") or v
 end

@@ -423,9 +423,9 @@ static int opt_release(lua_State *L)
     return 0;
 }
 
-#define SESSION_KEYS                                                                                               \
-    "bounds", "integer", "init", "design", "strategy", "acquisition", "seed", "journal", "fresh", "resume", "kernel",  \
-        "kappa", "samples", "raw_samples", "restarts", "fit_restarts", "optimizer", "priors", "learn_noise",              \
+#define SESSION_KEYS                                                                                             \
+    "bounds", "integer", "init", "design", "strategy", "acquisition", "seed", "journal", "fresh", "resume", "kernel", \
+        "kappa", "samples", "raw_samples", "restarts", "fit_restarts", "optimizer", "priors", "learn_noise",          \
         "min_distance"
 static const char *const OPT_KEYS[] = {SESSION_KEYS, NULL};
 static const char *const MINIMIZE_KEYS[] = {"f", "iterations", "callback", SESSION_KEYS, NULL};

@@ -74,7 +74,8 @@ static void check_strata(void)
     tap_ok(ok1, "1-D: the first 2^k points (k <= %d) hold one point per interval of 2^-k, 50 seeds", MAXK);
     tap_ok(ok2, "2-D: the first 2^k points (k <= 8) are a (0, k, 2)-net: one per cell of every 2^a x 2^(k-a) grid");
     tap_ok(ok40, "40-D: every coordinate of the first 2^k points (k <= 8) holds one point per interval of 2^-k");
-    tap_ok(shifted_gap, "the shifted design (GSL's from its second point) leaves a quarter empty at 4 points, every seed");
+    tap_ok(shifted_gap, "the shifted design (GSL's from its second point) leaves a quarter empty at 4 points, "
+                        "every seed");
 }
 
 static void check_seeded(void)

@@ -24,7 +24,7 @@ run{journal = journal}
 local header = io.open(journal):read("l")
 tap.ok(header:find('"acquisition":"nei"', 1, true), "the journal records nei as the acquisition")
 tap.dies("written with acquisition 'nei', this run uses 'ei_c'",
-         "a journal of the default is refused to an ei_c run (a journal of the old default needs acquisition = \"ei_c\")",
+         "a journal of the default is refused to an ei_c run (one of the old default needs acquisition = \"ei_c\")",
          run, {journal = journal, acquisition = "ei_c"})
 
 -- the design: 4 points on [0, 1] fill the quarters; the shifted design leaves one empty

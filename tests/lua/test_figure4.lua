@@ -28,7 +28,8 @@ for _, acq in ipairs{"ei_c", "nei"} do
   tap.is(first.text and first.text.acquisition, acq, acq .. ": the frame records its acquisition")
   tap.is(last.text and last.text.evaluations, "6", acq .. ": frame 3 shows the model of 6 evaluations (init 4)")
   local grid = drawn(string.format("%s/fig4/%s_grid.png", dir, acq), acq .. ": the grid of the first frames")
-  tap.ok(grid.width == 2 * (first.width or 0) and grid.height == first.height, acq .. ": the grid holds 2 frames side by side")
+  tap.ok(grid.width == 2 * (first.width or 0) and grid.height == first.height,
+         acq .. ": the grid holds 2 frames side by side")
   local gif = drawn(string.format("%s/fig4/%s.gif", dir, acq), acq .. ": the GIF")
   tap.is(gif.format, "gif", acq .. ": a GIF")
   tap.is(gif.frames, 3, acq .. ": with one frame per iteration")
@@ -79,7 +80,9 @@ tap.ok(counts["sinone/nei"] == 2 and counts["branin/ei_c"] == 2 and counts["sino
        "two designs for each acquisition, one row for random search")
 local drows = read_csv(res .. "/acquisition_study_design.csv")
 tap.is(#drows, 10, "the paired design table has a row per function and acquisition")
-for _, name in ipairs{"regret", "success", "design"} do drawn(fig .. "/acquisition_" .. name .. ".png", "figure " .. name) end
+for _, name in ipairs{"regret", "success", "design"} do
+  drawn(fig .. "/acquisition_" .. name .. ".png", "figure " .. name)
+end
 tap.ok(not tap.run(string.format("%s --quiet experiments/acquisition_study.lua functions=rosen results=%s", bin, res)),
        "an unknown function is refused")
 
