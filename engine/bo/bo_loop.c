@@ -33,7 +33,8 @@ void bo_defaults(bo_options *o, int d, const double *lower, const double *upper)
     o->lower = lower;
     o->upper = upper;
     o->init = 0;
-    o->acquisition = ACQ_EI_C;
+    o->design = BO_QMC_SCRAMBLED;
+    o->acquisition = ACQ_NEI;
     acq_defaults(&o->acq);
     o->kernel = GP_MATERN52;
     gp_fit_defaults(&o->fit);
@@ -48,6 +49,8 @@ int bo_options_check(const bo_options *o)
         return err_set("'init' must be >= 0 (0: the default, min(3 d, 30)), got %d", o->init);
     if (o->fit.restarts < 0)
         return err_set("'fit_restarts' must be >= 0, got %d", o->fit.restarts);
+    if (o->design != BO_QMC_SCRAMBLED && o->design != BO_QMC_SHIFTED)
+        return err_set("'design' must be scrambled or shifted, got %d", (int)o->design);
     if (o->learn_noise < -1 || o->learn_noise > 1)
         return err_set("learn_noise must be -1 (when some se is unknown), 0 or 1, got %d", o->learn_noise);
     if (acq_options_check(&o->acq) != 0 || acqopt_options_check(&o->opt) != 0 || gp_prior_check(&o->fit.prior) != 0)
@@ -213,7 +216,7 @@ static int is_evaluated(const bo *b, const double *u)
 static int design_point(bo *b, double *u)
 {
     int d = b->o.d, n = b->n, found = 0;
-    bo_qmc *q = bo_qmc_new(d, rng_derive_seed(b->o.seed, STREAM_DESIGN));
+    bo_qmc *q = bo_qmc_new_kind(d, rng_derive_seed(b->o.seed, STREAM_DESIGN), b->o.design);
     if (!q)
         return -1;
     for (int k = 0; k < n; k++)

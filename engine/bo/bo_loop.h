@@ -1,6 +1,7 @@
 /* bo_loop: Bayesian optimization (minimization) by ask and tell. Inputs are scaled to the unit cube
  * from the bounds (integer dimensions rounded, and the GP sees the rounded values) and y is
- * standardized before each fit. The first `init` points are a seeded Sobol design; then each ask fits
+ * standardized before each fit. The first `init` points are a seeded Sobol design (scrambled, origin
+ * included, so that it fills the strata: bo_qmc.h); then each ask fits
  * the GP by MAP and maximizes the acquisition. Every random draw of the ask that follows n
  * evaluations depends only on (seed, n) and the history, so a run rebuilt from its journal continues
  * exactly as it would have without interruption. */
@@ -11,6 +12,7 @@
 
 #include "bo/acq.h"
 #include "bo/acqopt.h"
+#include "bo/bo_qmc.h"
 #include "bo/gp_fit.h"
 
 typedef struct bo_options {
@@ -18,7 +20,8 @@ typedef struct bo_options {
     const double *lower, *upper; /* bounds, d each (copied by bo_new) */
     const int *integer;          /* NULL, or d flags: integer dimension (its bounds must be integers) */
     int init;                    /* Sobol points before the first fit (default min(3 d, 30)) */
-    acq_kind acquisition;        /* default EI_C */
+    bo_qmc_kind design;          /* default scrambled; shifted: the design before (GSL's from its 2nd point) */
+    acq_kind acquisition;        /* default noisy EI (docs/method.md §3: why not EI_C) */
     acq_options acq;
     gp_kernel_kind kernel;       /* default Matérn-5/2 */
     gp_fit_options fit;

@@ -44,6 +44,7 @@ void bo_session_config_defaults(bo_session_config *c, int d, const double *lower
     c->upper = upper;
     c->strategy = "bo";
     c->acquisition = acq_name(o.acquisition);
+    c->design = bo_qmc_kind_name(o.design);
     c->kernel = gp_kernel_name(o.kernel);
     c->optimizer = "lbfgs";
     c->init = 0;
@@ -79,7 +80,8 @@ static int resolve_options(const bo_session_config *c, bo_options *o, const bo_s
     o->integer = c->integer;
     if (!(*strategy = bo_strategy_find(c->strategy ? c->strategy : "bo")))
         return -1;
-    if (acq_parse(c->acquisition ? c->acquisition : "ei_c", &o->acquisition) != 0 ||
+    if (acq_parse(c->acquisition ? c->acquisition : acq_name(o->acquisition), &o->acquisition) != 0 ||
+        (c->design && bo_qmc_kind_parse(c->design, &o->design) != 0) ||
         gp_kernel_parse(c->kernel ? c->kernel : "matern52", &o->kernel) != 0 ||
         acqopt_parse_method(c->optimizer ? c->optimizer : "lbfgs", &o->opt.method) != 0)
         return -1;

@@ -24,7 +24,8 @@ typedef struct bo_session_config {
     const double *lower, *upper; /* d each */
     const int *integer;          /* NULL, or d flags */
     const char *strategy;        /* "bo" (default), "random", "sobol" */
-    const char *acquisition;     /* "ei_c" (acq_parse's names) */
+    const char *acquisition;     /* "nei" (acq_parse's names) */
+    const char *design;          /* the initial design: "scrambled" (default) or "shifted" (bo_qmc.h) */
     const char *kernel;          /* "matern52" */
     const char *optimizer;       /* "lbfgs" or "direct" */
     int64_t init;                /* evaluations of the initial design; 0: min(3 d, 30) */
@@ -40,7 +41,7 @@ typedef struct bo_session_config {
     const char *engine, *commit, *script, *script_sha256; /* recorded in a new journal's header */
 } bo_session_config;
 
-/* The defaults of every setting for the box (lower, upper): BO with EI_C, no journal, seed 1. */
+/* The defaults of every setting for the box (lower, upper): BO with noisy EI, no journal, seed 1. */
 void bo_session_config_defaults(bo_session_config *c, int d, const double *lower, const double *upper);
 
 typedef struct bo_session bo_session;

@@ -423,9 +423,10 @@ static int opt_release(lua_State *L)
     return 0;
 }
 
-#define SESSION_KEYS                                                                                               \
-    "bounds", "integer", "init", "strategy", "acquisition", "seed", "journal", "fresh", "resume", "kernel", "kappa", \
-        "samples", "raw_samples", "restarts", "fit_restarts", "optimizer", "priors", "learn_noise", "min_distance"
+#define SESSION_KEYS                                                                                             \
+    "bounds", "integer", "init", "design", "strategy", "acquisition", "seed", "journal", "fresh", "resume", "kernel", \
+        "kappa", "samples", "raw_samples", "restarts", "fit_restarts", "optimizer", "priors", "learn_noise",          \
+        "min_distance"
 static const char *const OPT_KEYS[] = {SESSION_KEYS, NULL};
 static const char *const MINIMIZE_KEYS[] = {"f", "iterations", "callback", SESSION_KEYS, NULL};
 
@@ -484,6 +485,7 @@ static void read_config(lua_State *L, int tidx, const char *what, bo_session_con
     c->integer = read_integer(L, tidx, d);
     c->strategy = lb_opt_string(L, tidx, what, "strategy", c->strategy);
     c->acquisition = lb_opt_string(L, tidx, what, "acquisition", c->acquisition);
+    c->design = lb_opt_string(L, tidx, what, "design", c->design);
     c->kernel = lb_opt_string(L, tidx, what, "kernel", c->kernel);
     c->optimizer = lb_opt_string(L, tidx, what, "optimizer", c->optimizer);
     c->init = lb_opt_integer(L, tidx, what, "init", c->init);
