@@ -20,42 +20,6 @@ local DEFAULTS = {
   results = false, figures = false, -- output folders (default: results/ and figures/ of the project)
 }
 
--- ---- settings and paths ---------------------------------------------------------------------------
-
-local function settings(defaults)
-  local o = {}
-  for k, v in pairs(defaults) do o[k] = v end
-  local args = {}
-  for i = 1, #(arg or {}) do args[i] = arg[i] end
-  local ok, overrides = pcall(declare.parse_args, args)
-  if not ok then boengine.fail(overrides.message or tostring(overrides)) end
-  for _, ov in ipairs(overrides) do
-    local key = ov.path[1]
-    if defaults[key] == nil or #ov.path ~= 1 then
-      local known = {}
-      for k in pairs(defaults) do known[#known + 1] = k end
-      table.sort(known)
-      boengine.fail(string.format("unknown key '%s' (known: %s)", ov.key, table.concat(known, ", ")))
-    end
-    local want = type(defaults[key]) == "boolean" and "string" or type(defaults[key])
-    if type(ov.value) ~= want then boengine.fail(string.format("'%s' must be a %s, got %s", key, want, ov.text)) end
-    o[key] = ov.value
-  end
-  -- outputs and shipped models: under the project (the folder holding experiments/)
-  local root = boengine.project
-  local prefix = root == "." and "" or root .. "/"
-  o.results = o.results or prefix .. "results"
-  o.figures = o.figures or prefix .. "figures"
-  for _, base in ipairs({root, boengine.root}) do
-    local path = base .. "/results/models/" .. o.model .. ".safetensors"
-    local f = io.open(path)
-    if f then f:close(); o.model_path = path; break end
-  end
-  if not o.model_path then boengine.fail("no shipped model " .. o.model) end
-  if o.ranks < 2 then boengine.fail("'ranks' must be at least 2") end
-  return o
-end
-
 -- ---- statistics -----------------------------------------------------------------------------------
 
 -- Ranks 1..N of v, ties given the mean of the ranks they span.
@@ -103,7 +67,8 @@ end
 
 -- ---- the run --------------------------------------------------------------------------------------
 
-local o = settings(DEFAULTS)
+local o = declare.settings(DEFAULTS)
+if o.ranks < 2 then boengine.fail("'ranks' must be at least 2") end
 local t0 = boengine.clock()
 local net = nn.load(o.model_path)
 local train = data.fashion_mnist{split = "train"}

@@ -351,4 +351,48 @@ function declare.format(settings, defaulted)
   return lines
 end
 
+-- ---- plain-Lua experiments ----------------------------------------------------------------------
+
+-- A shipped reference model: results/models/NAME.safetensors of the project ROOT, else of the
+-- engine's own repository; nil when neither has it.
+function declare.shipped_model(root, name)
+  for _, base in ipairs({root, boengine.root}) do
+    local path = base .. "/results/models/" .. name .. ".safetensors"
+    local f = io.open(path, "r")
+    if f then f:close() return path end
+  end
+end
+
+-- The settings of an imperative experiment file (figures' scripts): a copy of DEFAULTS with the
+-- command line's KEY=VALUE overrides, each key known and of its default's type (a false default
+-- takes a string). results and figures default to the project's folders, and model_path is the
+-- shipped model named by `model`, when DEFAULTS has one.
+function declare.settings(defaults)
+  local o = {}
+  for k, v in pairs(defaults) do o[k] = v end
+  local ok, overrides = pcall(declare.parse_args, arg or {})
+  if not ok then boengine.fail(type(overrides) == "table" and overrides.message or tostring(overrides)) end
+  for _, ov in ipairs(overrides) do
+    local key = ov.path[1]
+    if defaults[key] == nil or #ov.path ~= 1 then
+      local known = {}
+      for k in pairs(defaults) do known[#known + 1] = k end
+      table.sort(known)
+      boengine.fail(string.format("unknown key '%s' (known: %s)", ov.key, table.concat(known, ", ")))
+    end
+    local want = type(defaults[key]) == "boolean" and "string" or type(defaults[key])
+    if type(ov.value) ~= want then boengine.fail(string.format("'%s' must be a %s, got %s", key, want, ov.text)) end
+    o[key] = ov.value
+  end
+  local root = boengine.project
+  local prefix = root == "." and "" or root .. "/"
+  if defaults.results ~= nil then o.results = o.results or prefix .. "results" end
+  if defaults.figures ~= nil then o.figures = o.figures or prefix .. "figures" end
+  if defaults.model ~= nil then
+    o.model_path = declare.shipped_model(root, o.model)
+    if not o.model_path then boengine.fail("no shipped model " .. o.model) end
+  end
+  return o
+end
+
 return declare

@@ -49,15 +49,6 @@ end
 
 local BUILDERS = {vgg = nn.vgg, resnet = nn.resnet, mlp = nn.mlp}
 
--- A shipped reference model: results/models/NAME.safetensors of the project, else of the engine's
--- own repository.
-local function shipped_model(root, name)
-  for _, base in ipairs({root, boengine.root}) do
-    local path = base .. "/results/models/" .. name .. ".safetensors"
-    if exists(path) then return path end
-  end
-end
-
 local function build_model(s, root)
   local m, net, source = s.model
   if type(m) == "table" then
@@ -69,7 +60,7 @@ local function build_model(s, root)
     if not exists(m) then fail("model: %s: no such file", m) end
     net, source = nn.load(m), m
   else
-    local path = shipped_model(root, m)
+    local path = declare.shipped_model(root, m)
     if path then
       net, source = nn.load(path), "results/models/" .. m
     else
