@@ -123,6 +123,22 @@ one_line_error(good_decl, "budget={0.3", "budget: cannot read", "an override tha
 one_line_error(good_decl, "0.3", "is not KEY=VALUE", "an argument that is not an override")
 one_line_error(good_decl, "compress.1.family=vhh", "unknown family \"vhh\"", "an unknown family")
 one_line_error(good_decl, "model=nosuchmodel", "model: \"nosuchmodel\" is neither", "an unknown model")
+
+-- 7. Plain-Lua experiment files read their overrides through declare.settings.
+local plain = 'local o = require("boengine.declare").settings{n = 3, name = "a", model = "fmnist_mlp", results = false}\n' ..
+              'print(o.n, o.name, o.model_path:match("fmnist_mlp.safetensors$") ~= nil, o.results:match("results$") ~= nil)\n'
+local ok7, out7 = run_file(plain, "n=5 name=b")
+tap.is(ok7 and out7, "5\tb\ttrue\ttrue\n", "declare.settings: overrides applied, the shipped model and the results folder found")
+local function plain_error(args, part, what)
+  local ok2, _, err = run_file(plain, args)
+  local good = not ok2 and select(2, err:gsub("\n", "")) == 1 and err:find(part, 1, true) ~= nil
+  tap.ok(good, what)
+  if not good then tap.diag(err) end
+end
+plain_error("m=5", "unknown key 'm' (known: model, n, name, results)", "declare.settings: an unknown key, the known ones listed")
+plain_error("n=x", "'n' must be a number, got x", "declare.settings: a value of the wrong type")
+plain_error("model=nosuch", "no shipped model nosuch", "declare.settings: a model that is not shipped")
+os.remove(dir .. "/experiments/exp.lua")
 local _, listing = tap.run("ls -A " .. dir)
 tap.is(listing, "experiments\n", "no results or figures folder is left behind by refused runs")
 os.execute("rm -rf " .. dir)
