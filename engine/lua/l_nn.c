@@ -313,6 +313,5 @@ int luaopen_nn(lua_State *L)
     lb_new_class(L, NET_MT, "net", net_meta, net_methods);
     lua_pop(L, 1);
     luaL_newlib(L, nn_funcs);
-    ln_open_train(L);
     return 1;
 }

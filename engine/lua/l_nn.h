@@ -18,7 +18,4 @@ nn_net *ln_check(lua_State *L, int idx);
 /* The network at idx, or NULL when it is not one. */
 nn_net *ln_test(lua_State *L, int idx);
 
-/* Adds nn.train (l_train.c) to the module table on top of the stack. */
-void ln_open_train(lua_State *L);
-
 #endif

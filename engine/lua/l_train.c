@@ -1,5 +1,7 @@
 /* nn.train: the training loop (train/train.h) from a Lua option table, with Lua callbacks for the
  * end of each epoch and, optionally, for the loss. */
+#include "lua/l_train.h"
+
 #include <lauxlib.h>
 #include <math.h>
 #include <string.h>

@@ -1,5 +1,6 @@
 /* The engine's Lua modules, opened as globals in this order, then the prelude written in Lua. */
 #include <lauxlib.h>
+#include <string.h>
 
 #include "lua/lb.h"
 #include "lua/l_bo.h"
@@ -9,6 +10,7 @@
 #include "lua/l_objective.h"
 #include "lua/l_report.h"
 #include "lua/l_tensor.h"
+#include "lua/l_train.h"
 #include "declare_lua.h"
 #include "experiment_lua.h"
 #include "lua/l_boengine.h"
@@ -24,6 +26,12 @@ static const luaL_Reg engine_modules[] = {
     {"report", luaopen_report},
     {NULL, NULL},
 };
+
+/* Functions that a later layer adds to a module opened above: nn.train lives in train/, above nn/. */
+static const struct {
+    const char *module;
+    void (*extend)(lua_State *L);
+} engine_extensions[] = {{"nn", ln_open_train}};
 
 /* Runs an embedded chunk; with a module name, registers it in package.preload instead. */
 static void load_chunk(lua_State *L, const char *code, size_t size, const char *chunkname, const char *module)
@@ -44,6 +52,9 @@ int lb_open_engine(lua_State *L)
 {
     for (const luaL_Reg *m = engine_modules; m->name; m++) {
         luaL_requiref(L, m->name, m->func, 1);
+        for (size_t e = 0; e < sizeof engine_extensions / sizeof *engine_extensions; e++)
+            if (strcmp(engine_extensions[e].module, m->name) == 0)
+                engine_extensions[e].extend(L);
         lb_name_functions(L, -1, m->name, ".");
         lua_pop(L, 1);
     }

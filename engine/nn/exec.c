@@ -531,6 +531,7 @@ static exec_plan *find_plan(nn_net *net, const int64_t *key)
         err_set("out of memory");
         return NULL;
     }
+    net->exec_free = nn_exec_free;
     for (int i = 0; i < e->nplans; i++)
         if (memcmp(e->plans[i]->key, key, 5 * sizeof *key) == 0) {
             exec_plan *p = e->plans[i];

@@ -9,7 +9,6 @@
 #include "core/err.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
-#include "nn/exec.h"
 
 static const char *const op_names[] = {
     [NN_CONV] = "conv", [NN_BATCHNORM] = "batchnorm", [NN_RELU] = "relu",
@@ -83,7 +82,8 @@ void nn_net_free(nn_net *net)
 
 void nn_invalidate(nn_net *net)
 {
-    nn_exec_free(net->exec);
+    if (net->exec)
+        net->exec_free(net->exec);
     net->exec = NULL;
     /* the parameters this network owns may have changed: new ids, so that weights reordered from
      * the old content are not reused; borrowed ones belong to a network that says so itself */

@@ -49,6 +49,7 @@ typedef struct nn_net {
     nn_node *nodes;
     char *arch;                  /* how the builder was called (JSON), kept in saved files */
     struct nn_exec *exec;        /* compiled plans (exec.h); dropped whenever the graph changes */
+    void (*exec_free)(struct nn_exec *); /* set by exec.c with exec: the graph does not know its compiler */
 } nn_net;
 
 /* Output shape of every node for an input of c×h×w: dims[i] = {c, h, w} (linear: {out, 1, 1}). */
