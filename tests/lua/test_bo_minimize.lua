@@ -1,12 +1,10 @@
 -- bo.optimizer (ask/tell), bo.minimize, the journal with kill-and-resume, and bo.functions.
 local tap = require "tap"
+local files = require "files"
 local bin = tap.boengine()
 local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
 
-local function read(path)
-  local f = io.open(path); if not f then return nil end
-  local s = f:read("a"); f:close(); return s
-end
+local read = files.read
 local function lines(path) local n = 0; for _ in io.lines(path) do n = n + 1 end; return n end
 
 -- test functions

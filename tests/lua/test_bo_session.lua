@@ -2,13 +2,11 @@
 -- or strategy wrote them (resume = "force", fresh = true, --fresh), one process per journal, missing
 -- folders, a folder as journal, numbers checked in C with the key named, info through JSON, re-scoring.
 local tap = require "tap"
+local files = require "files"
 local bin = tap.boengine()
 local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
 
-local function read(path)
-  local f = io.open(path); if not f then return nil end
-  local s = f:read("a"); f:close(); return s
-end
+local read = files.read
 local function lines(path) local n = 0; for _ in io.lines(path) do n = n + 1 end; return n end
 local function write(path, text) local f = assert(io.open(path, "w")); f:write(text); f:close() end
 local function quad(x) return (x[1] - 0.3) ^ 2 + (x[2] - 2) ^ 2 / 10 end

@@ -2,34 +2,12 @@
 -- exist, parse and hold what they claim; a second run resumes without evaluating again; a run
 -- killed at random moments (kill -9) and started again ends with the outputs of an uninterrupted one.
 local tap = require "tap"
+local files = require "files"
 local root = os.getenv("PWD")
 local bin = tap.boengine()
 if bin:sub(1, 1) ~= "/" then bin = root .. "/" .. bin end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a"); f:close(); return s
-end
-
--- A CSV of report.table: the rows after the '#' lines and the header, as lists of strings.
-local function csv(path)
-  local text = read(path)
-  if not text then return nil end
-  local rows, header = {}, nil
-  for line in text:gmatch("[^\n]+") do
-    if line:sub(1, 1) ~= "#" then
-      local cells = {} -- these tables hold no quoted cells
-      for cell in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = cell end
-      if header then rows[#rows + 1] = cells else header = cells end
-    end
-  end
-  return rows, header
-end
-
-local function column(header, name)
-  for i, h in ipairs(header or {}) do if h == name then return i end end
-end
+local read, csv = files.read, files.csv
 
 -- A scratch project with the experiment file in experiments/ (the shipped models are found in the
 -- engine's repository).
@@ -59,16 +37,15 @@ local name = "vgg_gamma-evaluations30-rounds3-rescore200-test_count500"
 local res = dir .. "/results/" .. name
 tap.ok(out:find("settings (defaults marked):", 1, true) and out:find("budget       = 0.25", 1, true)
        and out:find("acquisition  = \"nei\"   (default)", 1, true), "the resolved settings are printed, defaults marked")
-local evals, eh = csv(res .. "/evaluations.csv")
+local evals = csv(res .. "/evaluations.csv")
 tap.is(evals and #evals, 30, "evaluations.csv has one row per evaluation")
-local summary, sh = csv(res .. "/summary.csv")
-local R, acc = column(sh, "R"), column(sh, "top-1 accuracy")
+local summary = csv(res .. "/summary.csv")
 local chosen, uniform = summary and summary[2], summary and summary[3]
-local Rc = chosen and tonumber(chosen[R])
+local Rc = chosen and chosen.R
 tap.ok(Rc and Rc <= 0.25 and Rc >= 0.98 * 0.25, "the chosen network satisfies 0.98 B <= R <= B (" .. tostring(Rc) .. ")")
-tap.ok(uniform and uniform[1] == "uniform" and tonumber(uniform[R]) <= Rc + 1e-9 and tonumber(uniform[R]) > 0.9 * Rc,
+tap.ok(uniform and uniform.network == "uniform" and uniform.R <= Rc + 1e-9 and uniform.R > 0.9 * Rc,
        "the uniform baseline is scored at the same ratio")
-tap.ok(chosen and tonumber(chosen[acc]) > 0.1 and out:find("chosen   R ", 1, true) and out:find("uniform  R ", 1, true),
+tap.ok(chosen and chosen["top-1 accuracy"] > 0.1 and out:find("chosen   R ", 1, true) and out:find("uniform  R ", 1, true),
        "chosen and uniform are printed side by side")
 local rounds = csv(res .. "/rounds.csv")
 tap.is(rounds and #rounds, 3, "rounds.csv has one row per round")
@@ -100,10 +77,12 @@ tap.ok(same and out2:match("chosen %(.-\n") == out:match("chosen %(.-\n"), "and 
 -- time each evaluation took).
 local function without_seconds(path)
   local rows, header = csv(path)
-  local s = column(header, "seconds")
   local t = {}
-  for _, r in ipairs(rows or {}) do r[s] = nil; t[#t + 1] = table.concat(r, ",") end
-  return table.concat(t, "\n")
+  for _, r in ipairs(rows or {}) do
+    for _, h in ipairs(header) do if h ~= "seconds" then t[#t + 1] = tostring(r[h]) end end
+    t[#t + 1] = "\n"
+  end
+  return table.concat(t, ",")
 end
 local killed = project("vgg_gamma.lua")
 math.randomseed(os.time())
@@ -133,10 +112,9 @@ tap.ok(ok4, "fmnist_vgg_vh runs with a list of gamma")
 if not ok4 then tap.diag(err4) end
 local fname
 for entry in io.popen("ls " .. fdir .. "/results"):lines() do fname = entry end
-local front, fh = csv(fdir .. "/results/" .. fname .. "/front.csv")
+local front = csv(fdir .. "/results/" .. fname .. "/front.csv")
 tap.is(front and #front, 2, "front.csv has one network per gamma")
-local fr = column(fh, "R")
-tap.ok(front and tonumber(front[1][fr]) <= tonumber(front[2][fr]), "a larger gamma keeps more (R grows with gamma)")
+tap.ok(front and front[1].R <= front[2].R, "a larger gamma keeps more (R grows with gamma)")
 png_ok(fdir .. "/figures/" .. fname .. "_front.png", "the front")
 
 os.execute("rm -rf " .. dir .. " " .. killed .. " " .. fdir)

@@ -5,38 +5,14 @@
 -- are not blank. Then the committed full runs: 500 estimates per n, 6+ layers × 8+ ranks on the
 -- whole test split.
 local tap = require "tap"
+local files = require "files"
 local root = os.getenv("PWD")
 local bin = tap.boengine()
 if bin:sub(1, 1) ~= "/" then bin = root .. "/" .. bin end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a"); f:close(); return s
-end
-
--- A CSV of report.table: rows as tables keyed by column name (numbers converted), and the
--- provenance of its '#' lines.
+-- rows keyed by column name, and the provenance
 local function csv(path)
-  local text = read(path)
-  if not text then return nil end
-  local rows, header, prov = {}, nil, {}
-  for line in text:gmatch("[^\n]+") do
-    if line:sub(1, 1) == "#" then
-      local k, v = line:match("^# ([^:]+): (.*)$")
-      if k then prov[k] = v end
-    else
-      local cells = {} -- these tables hold no quoted cells
-      for cell in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = cell end
-      if header then
-        local row = {}
-        for i, h in ipairs(header) do row[h] = cells[i] == "NaN" and 0 / 0 or tonumber(cells[i]) or cells[i] end
-        rows[#rows + 1] = row
-      else
-        header = cells
-      end
-    end
-  end
+  local rows, _, prov = files.csv(path)
   return rows, prov
 end
 

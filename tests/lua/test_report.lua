@@ -1,18 +1,13 @@
 -- The report module from Lua: tables read back, every kind of plot, a multi-panel figure, an
 -- animated GIF and a montage decoded by report.inspect, and the errors of bad declarations.
 local tap = require "tap"
+local files = require "files"
 
 local dir = os.tmpname()
 os.remove(dir)
 local function at(name) return dir .. "/" .. name end
 
-local function read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = files.read
 
 -- Splits one CSV line without quotes (the test's cells hold none).
 local function fields(line)
