@@ -1,6 +1,6 @@
 /* bo_strategy: where the proposals of a run come from. A strategy is a table of operations on a
  * state of its own: Bayesian optimization (bo_loop.c) is one, the baselines random search and a
- * Sobol sequence (bo_baselines.c) are others. The session asks and tells whichever was chosen, so
+ * Sobol sequence and the uniform baseline on the box's diagonal (bo_baselines.c) are others. The session asks and tells whichever was chosen, so
  * that every strategy runs through the same journal, history, best point and progress. A new
  * strategy is a file with its table plus a line in bo_strategy.c's list. */
 #ifndef BOENGINE_BO_STRATEGY_H
@@ -28,9 +28,9 @@ typedef struct bo_strategy {
     int (*best)(void *state, bo_best_point *out);
 } bo_strategy;
 
-extern const bo_strategy bo_strategy_bo, bo_strategy_random, bo_strategy_sobol;
+extern const bo_strategy bo_strategy_bo, bo_strategy_random, bo_strategy_sobol, bo_strategy_uniform;
 
-/* The strategy of that name ("bo", "random", "sobol"); NULL with err_set listing the known ones. */
+/* The strategy of that name ("bo", "random", "sobol", "uniform"); NULL with err_set listing the known ones. */
 const bo_strategy *bo_strategy_find(const char *name);
 
 #endif

@@ -51,7 +51,7 @@ static void check_settings(void)
         {"'fit_restarts' must be >= 0, got -1", "fit_restarts = -1", NULL},
         {"'seed' must be >= 0, got -5", "a negative seed", NULL},
         {"priors.outputscale: a Gamma prior needs shape > 0 and rate > 0, got {NaN, 1}", "a NaN prior", NULL},
-        {"unknown strategy 'grid' (known: bo, random, sobol)", "an unknown strategy", NULL},
+        {"unknown strategy 'grid' (known: bo, random, sobol, uniform)", "an unknown strategy", NULL},
         {"unknown acquisition 'qei'", "an unknown acquisition", NULL},
         {"'resume' must be \"check\" or \"force\", got \"maybe\"", "an unknown resume policy", NULL},
         {"contradict", "fresh with resume = \"force\"", NULL},
@@ -389,6 +389,35 @@ static void check_partial_rescore(void)
 
 /* ---- the baselines */
 
+/* uniform: every coordinate at the same relative place t of its range (the integer one in cell
+ * floor(4 t) of its 4 values), and the t of 64 proposals fill [0, 1): one in each 1/64 */
+static void check_uniform_diagonal(void)
+{
+    static const double lo[3] = {-1, 0, 2}, hi[3] = {1, 3, 2.5};
+    static const int integer[3] = {0, 1, 0};
+    bo_session_config c;
+    bo_session_config_defaults(&c, 3, lo, hi);
+    c.integer = integer;
+    c.strategy = "uniform";
+    c.seed = 5;
+    bo_session *s = bo_session_open(&c);
+    int diagonal = 1, cells[64] = {0}, filled = 1;
+    for (int i = 0; s && i < 64; i++) {
+        double x[3];
+        bo_session_ask(s, x, NULL);
+        double t0 = (x[0] - lo[0]) / (hi[0] - lo[0]), t2 = (x[2] - lo[2]) / (hi[2] - lo[2]);
+        diagonal = diagonal && fabs(t0 - t2) < 1e-12 && x[1] == floor(4 * t0);
+        cells[(int)(t0 * 64)]++;
+        bo_outcome o = {t0, 0, 0, NULL};
+        bo_session_tell(s, x, &o, NAN);
+    }
+    for (int k = 0; k < 64; k++)
+        filled = filled && cells[k] == 1;
+    tap_ok(s && diagonal, "uniform: every proposal on the box's diagonal, the integer dimension in its cell");
+    tap_ok(filled, "uniform: 64 proposals put one fraction in each 1/64 of [0, 1)");
+    bo_session_free(s);
+}
+
 static void check_baseline(const char *name, const char *journal)
 {
     static const double lo[3] = {-1, 0, 2}, hi[3] = {1, 3, 2.5};
@@ -502,5 +531,7 @@ int main(void)
     check_bo_numbers();
     check_baseline("random", journal);
     check_baseline("sobol", journal);
+    check_baseline("uniform", journal);
+    check_uniform_diagonal();
     return tap_done();
 }

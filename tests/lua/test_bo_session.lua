@@ -11,8 +11,8 @@ local function lines(path) local n = 0; for _ in io.lines(path) do n = n + 1 end
 local function write(path, text) local f = assert(io.open(path, "w")); f:write(text); f:close() end
 local function quad(x) return (x[1] - 0.3) ^ 2 + (x[2] - 2) ^ 2 / 10 end
 
--- strategies by name: random and sobol run through the same loop, journal and history
-for _, name in ipairs{"random", "sobol"} do
+-- strategies by name: random, sobol and uniform run through the same loop, journal and history
+for _, name in ipairs{"random", "sobol", "uniform"} do
   local function run(seed)
     return bo.minimize{f = function(x) return quad(x) end, bounds = {{0, 1}, {0, 4}}, integer = {2},
                        init = 4, iterations = 12, strategy = name, seed = seed}
@@ -34,7 +34,7 @@ for _, name in ipairs{"random", "sobol"} do
   tap.dies("strategy '" .. name .. "' has no model", name .. ": no model to predict with", a.optimizer.predict,
            a.optimizer, {{0.5, 1}})
 end
-tap.dies("unknown strategy 'grid' (known: bo, random, sobol)", "an unknown strategy is refused", bo.optimizer,
+tap.dies("unknown strategy 'grid' (known: bo, random, sobol, uniform)", "an unknown strategy is refused", bo.optimizer,
          {bounds = {{0, 1}}, strategy = "grid"})
 
 -- numbers are checked in C: NaN refused with the key named, counts beyond int refused, not truncated
