@@ -177,7 +177,8 @@ declare.schema = {
   {key = "gamma", kind = "number|table", doc = "the weight of y = R + gamma*L: one number, or a list (a front of networks)"},
   {key = "budget", kind = "number", doc = "a size budget B: minimize L subject to R <= B, choosing gamma by the Lagrangian minimax"},
   {key = "rounds", kind = "integer", default = 6, doc = "budget: rounds of the minimax (updates of the multiplier)"},
-  {key = "strategy", kind = "string", default = "bo", doc = "how points are proposed: bo (Bayesian optimization)"},
+  {key = "strategy", kind = "string", default = "bo",
+   doc = "how points are proposed: bo (Bayesian optimization), or the baselines random, sobol, uniform, greedy (docs/baselines.md)"},
   {key = "acquisition", kind = "string", default = "nei", doc = "BO's acquisition: nei, ei_c (the paper's), ei, pi, pi_c, lcb"},
   {key = "init", kind = "integer", default = function(s) return s.dim and math.min(3 * s.dim, 30) end,
    doc = "initial design points (default: 3 per searched parameter, at most 30)"},
@@ -273,6 +274,9 @@ function declare.check(decl)
   if decl.budget ~= nil and not (decl.budget > 0 and decl.budget < 1) then
     fail("'budget' must be in (0, 1), got %s", tostring(decl.budget))
   end
+  if decl.strategy == "greedy" and decl.budget == nil then
+    fail("strategy 'greedy' needs a 'budget' (its target ratio)")
+  end
   if decl.compress == nil then fail("'compress' is required: a list of {family = ..., layers = ...}") end
   for i, f in pairs(decl.compress) do
     if math.type(i) ~= "integer" or type(f) ~= "table" then
@@ -287,7 +291,7 @@ function declare.check(decl)
     if decl[k] ~= nil and decl[k] < 0 then fail("'%s' must not be negative, got %s", k, tostring(decl[k])) end
   end
   local one_of = {objective = {fnorm = true, risk = true}, ratio = {params = true, params_net = true, flops = true},
-                  strategy = {bo = true}}
+                  strategy = {bo = true, random = true, sobol = true, uniform = true, greedy = true}}
   for k, allowed in pairs(one_of) do
     if decl[k] ~= nil and not allowed[decl[k]] then
       local names = {}

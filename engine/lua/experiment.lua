@@ -5,6 +5,7 @@
 -- figures (FIGURES/NAME_*.png). The method: docs/method.md; the declaration's keys: docs/experiments.md.
 
 local declare = require "boengine.declare"
+local baselines = require "boengine.baselines"
 
 -- ---- errors, paths, small helpers ---------------------------------------------------------------
 
@@ -148,8 +149,12 @@ function Run:evaluate(theta, i)
           settings = settings_of(info)}
 end
 
--- y = R + γ·L̂ with noise γ·SE: R is exact, L̂ carries the U-statistic's standard error.
-local function scalarize(info, gamma) return info.R + gamma * info.L, gamma * info.se end
+-- y = R + γ·L̂ with noise γ·SE: R is exact, L̂ carries the U-statistic's standard error. Without γ
+-- (a baseline's points moved onto R = B, greedy's score table) y is L̂ itself.
+local function scalarize(info, gamma)
+  if not gamma then return info.L, info.se end
+  return info.R + gamma * info.L, gamma * info.se
+end
 
 -- ---- rounds: which γ each evaluation was told with, derived from the journal ---------------------
 -- Evaluations (end_{r-1}, end_r] belong to round r; round 1 holds the design. A number γ is one
@@ -236,8 +241,19 @@ local function round_of(rounds, i)
   return rounds[#rounds]
 end
 
+-- A baseline under a budget: its proposals moved onto R = B (baselines.project), y = L̂, one round.
+function Run:projected() return self.s.budget ~= nil and self.s.strategy ~= "bo" end
+
 function Run:search()
   local s = self.s
+  local t_search = boengine.clock()
+  if s.strategy == "greedy" then
+    local history
+    self.greedy_theta, history, self.new_evaluations = baselines.greedy(self)
+    self.search_seconds = boengine.clock() - t_search
+    return history, {{index = 1, last = #history}}
+  end
+  local projected = self:projected()
   self.opt = bo.optimizer{
     bounds = compress.bounds(self.families), integer = compress.integer(self.families),
     init = s.init, strategy = s.strategy, acquisition = s.acquisition, seed = s.seed,
@@ -247,17 +263,19 @@ function Run:search()
   local opt = self.opt
   local done = opt:count()
   if done > 0 then self:log("resuming after %d of %d evaluations", done, s.evaluations) end
-  local rounds = self:plan(opt:history())
+  local rounds = projected and {{index = 1, last = s.evaluations}} or self:plan(opt:history())
   local progress = boengine.progress(self.name, s.evaluations)
   local best_y = math.huge
   for i = done + 1, s.evaluations do
     local round = round_of(rounds, i)
     local gamma = round.gamma or 1 -- a budget's design before γ₁ is known: re-scored at once after
-    if self.scored ~= gamma and i > 1 then
+    if projected then gamma = nil end
+    if not projected and self.scored ~= gamma and i > 1 then
       opt:rescore(function(rec) return scalarize(rec.info, gamma) end)
     end
     self.scored = gamma
     local x = opt:ask()
+    if projected then x = baselines.project(self, x, s.budget) end
     local t0 = boengine.clock()
     local info = self:evaluate(x, i)
     info.round, info.gamma, info.seconds = round.index, gamma, boengine.clock() - t0
@@ -266,7 +284,7 @@ function Run:search()
     best_y = math.min(best_y, y)
     progress:update(i, string.format("round %d, R %.3f, L %s (%.2fs)", round.index, info.R, fmt(info.L, 3),
                                      boengine.clock() - t0))
-    if s.budget and (i == s.init or i == round.last) and i < s.evaluations then
+    if s.budget and not projected and (i == s.init or i == round.last) and i < s.evaluations then
       rounds = self:plan(opt:history())
       local r = round_of(rounds, i + 1)
       if r.index > 1 then
@@ -278,7 +296,9 @@ function Run:search()
   end
   progress:done()
   local history = opt:history()
-  return history, self:plan(history)
+  self.new_evaluations = s.evaluations - done
+  self.search_seconds = boengine.clock() - t_search
+  return history, projected and rounds or self:plan(history)
 end
 
 -- ---- the chosen networks ------------------------------------------------------------------------
@@ -303,7 +323,7 @@ function Run:fill(theta, budget)
   if R(0) > budget then return theta end
   if R(1) <= budget then return at(1) end
   local lo, hi = 0, 1
-  for _ = 1, 50 do
+  while hi - lo > 1e-5 do -- 17 halvings: far finer than a rank, each one a compress.apply
     local mid = (lo + hi) / 2
     if R(mid) <= budget then lo = mid else hi = mid end
   end
@@ -330,7 +350,7 @@ function Run:uniform(target)
   end
   local lo, hi = tlo, thi
   if R(lo) > target then return at(lo) end
-  for _ = 1, 50 do
+  while hi - lo > 1e-5 * (thi - tlo) do
     local mid = (lo + hi) / 2
     if R(mid) <= target then lo = mid else hi = mid end
   end
@@ -416,6 +436,18 @@ function Run:write_summary(networks)
               "MACs after"}, lrows)
 end
 
+-- The search's time split into the evaluations made by this process (apply + L̂) and the rest
+-- (proposals, GP fits, acquisitions, projections); total: since the declaration started.
+function Run:timing(history)
+  local eval_s, n = 0, #history
+  for k = n - (self.new_evaluations or 0) + 1, n do
+    if history[k] and history[k].info.seconds then eval_s = eval_s + history[k].info.seconds end
+  end
+  local search = self.search_seconds or 0
+  return {self.s.strategy, n, self.new_evaluations or 0, search, eval_s, math.max(0, search - eval_s),
+          boengine.clock() - self.t_start}
+end
+
 function Run:write_convergence(history)
   local xs, ys, best = {}, {}, math.huge
   for k, rec in ipairs(history) do
@@ -424,7 +456,9 @@ function Run:write_convergence(history)
     xs[k], ys[k] = rec.i, best
   end
   report.plot{path = self:figure_path("convergence"), title = self.name .. ": convergence",
-              xlabel = "evaluation", ylabel = string.format("best y = R + %s·L̂", fmt(self.final_gamma, 3)),
+              xlabel = "evaluation",
+              ylabel = self.final_gamma and string.format("best y = R + %s·L̂", fmt(self.final_gamma, 3))
+                       or "best L̂ (function distance)",
               series = {{kind = "step", x = xs, y = ys, label = "best observed y"}},
               ylog = true, provenance = self.provenance}
 end
@@ -523,6 +557,7 @@ function experiment(decl)
   ok, checked = pcall(declare.check, decl)
   if not ok then input_error(checked) end
 
+  local t_start = boengine.clock()
   local root = project_root(script)
   local s, defaulted = declare.resolve(decl)
   local net, source = build_model(s, root)
@@ -534,7 +569,7 @@ function experiment(decl)
     if not s[k] then s[k], defaulted[k] = (root == "." and "" or root .. "/") .. k, true end
   end
   local run = setmetatable({s = s, name = name, net = net, families = families, flags = flags,
-                            dir = s.results .. "/" .. name, ratio_text = RATIO_TEXT[s.ratio]}, Run)
+                            dir = s.results .. "/" .. name, ratio_text = RATIO_TEXT[s.ratio], t_start = t_start}, Run)
   run.provenance = {seed = s.seed, experiment = name}
   run.search_data, run.test = build_data(s, net)
   local estimator = s.objective == "fnorm" and objective.fnorm or objective.risk
@@ -561,7 +596,32 @@ function Run:finish(history, rounds)
   local s = self.s
   self.original = self.test and self:accuracy(self.net) or nil
   local networks, fronts = {}, nil
-  if s.budget then
+  if s.budget and self.greedy_theta then
+    -- greedy's network, filled towards the upper bounds until R reaches B from below
+    self.final_gamma = nil
+    local chosen = self:score(self:fill(self.greedy_theta, s.budget))
+    chosen.i = "greedy"
+    networks[1] = {label = "chosen", net = chosen}
+  elseif s.budget and self:projected() then
+    -- a baseline: the few evaluated networks of lowest L̂ within the budget, filled and measured
+    local feasible = {}
+    for k, rec in ipairs(history) do if rec.info.R <= s.budget then feasible[#feasible + 1] = k end end
+    if #feasible == 0 then fail("no evaluated network is within the budget %g", s.budget) end
+    table.sort(feasible, function(a, b)
+      return history[a].info.L < history[b].info.L or (history[a].info.L == history[b].info.L and a < b)
+    end)
+    local best, best_L, best_theta
+    for c = 1, math.min(FINALISTS, #feasible) do
+      local k = feasible[c]
+      local theta = self:fill(history[k].x, s.budget)
+      local L = self.rescorer and self:distance(theta) or history[k].info.L
+      if not best_L or L < best_L then best, best_L, best_theta = k, L, theta end
+    end
+    self.final_gamma = nil
+    local chosen = self:score(best_theta)
+    chosen.i = history[best].i
+    networks[1] = {label = "chosen", net = chosen}
+  elseif s.budget then
     -- the lowest posterior mean of L alone among the evaluated networks within the budget
     self.opt:rescore(function(rec) return rec.info.L, rec.info.se end)
     local X = {}
@@ -606,9 +666,14 @@ function Run:finish(history, rounds)
 
   self:write_evaluations(history, rounds)
   self:write_summary(networks)
-  self:write_convergence(history)
-  self:write_tradeoff(history, networks)
-  if s.budget then self:write_rounds(rounds) end
+  if #history > 0 then -- (greedy with its score table cached evaluates nothing)
+    self:write_convergence(history)
+    self:write_tradeoff(history, networks)
+  end
+  if s.budget and s.strategy == "bo" then self:write_rounds(rounds) end
+  self:table("timing", "wall time of the search (evaluations and the optimizer's own work) and of the run",
+             {"strategy", "evaluations", "new evaluations", "search seconds", "evaluation seconds", "optimizer seconds",
+              "total seconds"}, {self:timing(history)})
   if fronts and #fronts > 1 then self:write_front(fronts) end
   if s.save then
     local cand <close> = self:apply(chosen.theta)
@@ -624,5 +689,7 @@ function Run:finish(history, rounds)
   if self.original then print(string.format("original top-1 %.4f", self.original)) end
   print(string.format("outputs: %s/ and %s_*.png", self.dir, s.figures .. "/" .. self.name))
   return {name = self.name, chosen = chosen, uniform = networks[2] and networks[2].net, original = self.original,
-          history = history, rounds = rounds, fronts = fronts, settings = s}
+          history = history, rounds = rounds, fronts = fronts, settings = s, new_evaluations = self.new_evaluations,
+          greedy = self.greedy_theta and {theta = self.greedy_theta, R = self.greedy_R, level = self.greedy_level,
+                                          cache = self.greedy_cache} or nil}
 end

@@ -11,6 +11,7 @@
 #include "lua/l_report.h"
 #include "lua/l_tensor.h"
 #include "lua/l_train.h"
+#include "baselines_lua.h"
 #include "declare_lua.h"
 #include "experiment_lua.h"
 #include "lua/l_boengine.h"
@@ -61,6 +62,7 @@ int lb_open_engine(lua_State *L)
     lb_open_boengine(L);
     load_chunk(L, prelude_lua, sizeof prelude_lua, "=prelude", NULL);
     load_chunk(L, declare_lua, sizeof declare_lua, "=declare", "boengine.declare");
+    load_chunk(L, baselines_lua, sizeof baselines_lua, "=baselines", "boengine.baselines");
     load_chunk(L, experiment_lua, sizeof experiment_lua, "=experiment", NULL);
     return 0;
 }
