@@ -16,7 +16,7 @@ local declare = require "boengine.declare"
 local o = declare.settings{
   seeds = 3,                                          -- seeds 1..seeds
   budgets = {30, 60},                                 -- evaluation counts
-  problems = {"vgg", "mlp", "resnet18", "resnet50"},  -- experiments/baselines_PROBLEM.lua
+  problems = {"mlp", "vgg", "resnet18", "resnet50"},  -- experiments/baselines_PROBLEM.lua
   methods = {"nei", "ei_c", "ei", "random", "sobol", "uniform", "greedy", "tpe"},
   test_count = 0,                                     -- top-1 over the first N test images (0: all)
   results = false, figures = false,
@@ -118,7 +118,7 @@ local function collect(dir)
     if type(e.R) == "number" and type(e.L) == "number" and e.R <= B then best = math.min(best, e.L) end
     trace[k] = best < math.huge and string.format("%.6g", best) or "-"
   end
-  return {R = chosen.R, L = chosen["L (large sample)"], se = chosen.SE, accuracy = chosen["top-1 accuracy"],
+  return {R = chosen.R, L = chosen["L (large sample)"], SE = chosen.SE, accuracy = chosen["top-1 accuracy"],
           evaluations = timing.evaluations, search = timing["search seconds"],
           optimizer = timing["optimizer seconds"], trace = table.concat(trace, " ")}
 end
@@ -148,10 +148,11 @@ local function save_runs()
                columns = COLUMNS, rows = list, provenance = provenance}
 end
 
+-- seed by seed, so that a study cut short has every problem and method at its first seeds
 local todo = {}
-for _, p in ipairs(o.problems) do
-  for _, m in ipairs(o.methods) do
-    for seed = 1, o.seeds do
+for seed = 1, o.seeds do
+  for _, p in ipairs(o.problems) do
+    for _, m in ipairs(o.methods) do
       -- uniform and greedy do not depend on the evaluation count: run once, listed under each
       local budgets = (m == "uniform" or m == "greedy") and {o.budgets[1]} or o.budgets
       for _, e in ipairs(budgets) do todo[#todo + 1] = {problem = p, method = m, seed = seed, budget = e} end
