@@ -291,6 +291,7 @@ report.table{path = o.results .. "/baselines",
                                    .. "top-1, median and interquartile range over seeds 1..%d; wins: seeds where the method "
                                    .. "had the lowest L within the budget; seconds: median search (evaluations and the "
                                    .. "optimizer), the optimizer alone, and the whole run", B, o.seeds),
+             -- (seeds: how many of them had finished; see docs/baselines.md)
              columns = {"problem", "budget", "method", "seeds", "evaluations",
                         {name = "L median", digits = 4}, {name = "L q25", digits = 4}, {name = "L q75", digits = 4},
                         {name = "R median", digits = 4}, {name = "R q25", digits = 4}, {name = "R q75", digits = 4},
@@ -307,14 +308,15 @@ local E = o.budgets[#o.budgets]
 local colors = {nei = "blue", ei_c = "sky", ei = "green", random = "vermillion", sobol = "orange",
                 tpe = "purple", uniform = "black", greedy = "grey"}
 for _, p in ipairs(o.problems) do
-  local series, hlines = {}, {}
+  local series, hlines, nseeds = {}, {}, 0
   for _, m in ipairs(o.methods) do
     local list = select(p, m, E)
+    nseeds = math.max(nseeds, #list)
     if #list > 0 and (m == "uniform" or m == "greedy") then
       local L = quantile(column(list, "L"), 0.5)
       hlines[#hlines + 1] = {at = L, color = colors[m], style = m == "greedy" and "dashed" or "dotted",
-                             label = string.format("%s: median L̂ re-scored (%s evaluations)", LABEL[m],
-                                                   tostring(quantile(column(list, "evaluations"), 0.5)))}
+                             label = string.format("%s: median L̂ re-scored (%d evaluations)", LABEL[m],
+                                                   math.floor(quantile(column(list, "evaluations"), 0.5) + 0.5))}
     elseif #list > 0 then
       local traces = {}
       for k, r in ipairs(list) do
@@ -338,7 +340,8 @@ for _, p in ipairs(o.problems) do
   end
   if #series > 0 then
     report.plot{path = o.figures .. "/baselines_" .. p .. ".png",
-                title = string.format("%s, R ≤ %g: convergence over %d seeds", PROBLEM[p], B, o.seeds),
+                title = string.format("%s, R ≤ %g: convergence over %d seed%s (%d evaluations)", PROBLEM[p], B,
+                                      nseeds, nseeds == 1 and "" or "s", E),
                 xlabel = "evaluation", ylabel = "lowest L̂ within the budget (n = 50)", ylog = true,
                 series = series, hlines = hlines, provenance = provenance}
   end
