@@ -340,9 +340,8 @@ for _, p in ipairs(o.problems) do
   end
   if #series > 0 then
     report.plot{path = o.figures .. "/baselines_" .. p .. ".png",
-                title = string.format("%s, R ≤ %g: convergence over %d seed%s (%d evaluations)", PROBLEM[p], B,
-                                      nseeds, nseeds == 1 and "" or "s", E),
-                xlabel = "evaluation", ylabel = "lowest L̂ within the budget (n = 50)", ylog = true,
+                title = string.format("%s, R ≤ %g, %d seed%s", PROBLEM[p], B, nseeds, nseeds == 1 and "" or "s"),
+                xlabel = string.format("evaluation (of %d; median over seeds, band: quartiles)", E), ylabel = "lowest L̂ within the budget (n = 50)", ylog = true,
                 series = series, hlines = hlines, provenance = provenance}
   end
 end
