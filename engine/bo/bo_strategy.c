@@ -4,7 +4,7 @@
 
 #include "core/err.h"
 
-static const bo_strategy *const strategies[] = {&bo_strategy_bo, &bo_strategy_random, &bo_strategy_sobol, NULL};
+static const bo_strategy *const strategies[] = {&bo_strategy_bo, &bo_strategy_random, &bo_strategy_sobol, &bo_strategy_external, NULL};
 
 const bo_strategy *bo_strategy_find(const char *name)
 {

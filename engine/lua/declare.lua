@@ -287,7 +287,7 @@ function declare.check(decl)
     if decl[k] ~= nil and decl[k] < 0 then fail("'%s' must not be negative, got %s", k, tostring(decl[k])) end
   end
   local one_of = {objective = {fnorm = true, risk = true}, ratio = {params = true, params_net = true, flops = true},
-                  strategy = {bo = true}}
+                  strategy = {bo = true, external = true}}
   for k, allowed in pairs(one_of) do
     if decl[k] ~= nil and not allowed[decl[k]] then
       local names = {}
