@@ -68,7 +68,8 @@ for k = 2, #msgs do
 end
 tap.ok(asks == 8 and reports == 8 and replayed == 0, string.format("8 asks, 8 reports, none replayed (%d, %d, %d)",
                                                                       asks, reports, replayed))
-tap.ok(msgs[2] == '{"ask":1}' and msgs[3]:find('^{"number":1,"x":%[0.1,1%],"y":') and msgs[3]:find('"se":0.01', 1, true),
+tap.ok(msgs[2] == '{"ask":1}' and msgs[3]:find('^{"number":1,"x":%[0.1,1%],"y":')
+       and msgs[3]:find('"se":0.01', 1, true),
        "ask 1, then evaluation 1 with its x, y and se: " .. tostring(msgs[3]))
 
 -- 2. resume: a new driver hears the journal's 8 evaluations as replayed, then answers asks 9 to 11
@@ -78,8 +79,11 @@ tap.ok(ok and #lines(out) == 11, "the run resumes to 11 evaluations" .. (ok and 
 tap.is(table.concat(lines(out), "\n", 1, 8), table.concat(hist, "\n"), "the first 8 are the journal's")
 msgs = lines(read(log))
 replayed = 0
-for k = 2, 9 do if msgs[k]:find('"number":' .. (k - 1) .. ',', 1, true) and msgs[k]:find('"replayed":true', 1, true) then
-  replayed = replayed + 1 end end
+for k = 2, 9 do
+  if msgs[k]:find('"number":' .. (k - 1) .. ',', 1, true) and msgs[k]:find('"replayed":true', 1, true) then
+    replayed = replayed + 1
+  end
+end
 tap.is(replayed, 8, "the driver hears evaluations 1 to 8 replayed, in order, after the space line")
 tap.is(msgs[10], '{"ask":9}', "then it is asked for evaluation 9")
 
@@ -88,7 +92,9 @@ log = dir .. "/log3"
 ok, out, err = external("good", log, 8, journal, "rescore")
 msgs = lines(read(log))
 local rescored = 0
-for _, m in ipairs(msgs) do if m:find('"rescored":true', 1, true) and m:find('"se":0.02', 1, true) then rescored = rescored + 1 end end
+for _, m in ipairs(msgs) do
+  if m:find('"rescored":true', 1, true) and m:find('"se":0.02', 1, true) then rescored = rescored + 1 end
+end
 tap.ok(ok and rescored == 11 and msgs[#msgs] == '{"ask":12}',
        string.format("after a re-scoring the driver hears the 11 new values, then ask 12 (%d)", rescored))
 
