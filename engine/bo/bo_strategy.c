@@ -5,7 +5,7 @@
 #include "core/err.h"
 
 static const bo_strategy *const strategies[] = {&bo_strategy_bo, &bo_strategy_random, &bo_strategy_sobol,
-                                                    &bo_strategy_uniform, NULL};
+                                                    &bo_strategy_uniform, &bo_strategy_external, NULL};
 
 const bo_strategy *bo_strategy_find(const char *name)
 {

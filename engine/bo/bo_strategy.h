@@ -33,4 +33,7 @@ extern const bo_strategy bo_strategy_bo, bo_strategy_random, bo_strategy_sobol, 
 /* The strategy of that name ("bo", "random", "sobol", "uniform"); NULL with err_set listing the known ones. */
 const bo_strategy *bo_strategy_find(const char *name);
 
+/* Proposals from a driver process over two pipes (bo_external.c; scripts/tpe drives it with TPE). */
+extern const bo_strategy bo_strategy_external;
+
 #endif

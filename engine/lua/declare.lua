@@ -178,7 +178,7 @@ declare.schema = {
   {key = "budget", kind = "number", doc = "a size budget B: minimize L subject to R <= B, choosing gamma by the Lagrangian minimax"},
   {key = "rounds", kind = "integer", default = 6, doc = "budget: rounds of the minimax (updates of the multiplier)"},
   {key = "strategy", kind = "string", default = "bo",
-   doc = "how points are proposed: bo (Bayesian optimization), or the baselines random, sobol, uniform, greedy (docs/baselines.md)"},
+   doc = "how points are proposed: bo (Bayesian optimization), or the baselines random, sobol, uniform, greedy (docs/baselines.md), or external (a driver such as scripts/tpe)"},
   {key = "acquisition", kind = "string", default = "nei", doc = "BO's acquisition: nei, ei_c (the paper's), ei, pi, pi_c, lcb"},
   {key = "init", kind = "integer", default = function(s) return s.dim and math.min(3 * s.dim, 30) end,
    doc = "initial design points (default: 3 per searched parameter, at most 30)"},
@@ -291,7 +291,7 @@ function declare.check(decl)
     if decl[k] ~= nil and decl[k] < 0 then fail("'%s' must not be negative, got %s", k, tostring(decl[k])) end
   end
   local one_of = {objective = {fnorm = true, risk = true}, ratio = {params = true, params_net = true, flops = true},
-                  strategy = {bo = true, random = true, sobol = true, uniform = true, greedy = true}}
+                  strategy = {bo = true, random = true, sobol = true, uniform = true, greedy = true, external = true}}
   for k, allowed in pairs(one_of) do
     if decl[k] ~= nil and not allowed[decl[k]] then
       local names = {}

@@ -40,6 +40,13 @@ local function median(values)
   return n % 2 == 1 and v[(n + 1) // 2] or (v[n // 2] + v[n // 2 + 1]) / 2
 end
 
+-- The L̂ each evaluation observed: what a strategy without a model chooses by under a budget.
+local function observed_L(history)
+  local L = {}
+  for k, rec in ipairs(history) do L[k] = rec.info.L end
+  return L
+end
+
 local function fmt(v, digits)
   if v == nil then return "-" end
   if math.type(v) == "integer" or type(v) ~= "number" then return tostring(v) end
@@ -626,7 +633,7 @@ function Run:finish(history, rounds)
     self.opt:rescore(function(rec) return rec.info.L, rec.info.se end)
     local X = {}
     for k, rec in ipairs(history) do X[k] = rec.x end
-    local mu = self.opt:predict(X)
+    local mu = s.strategy == "bo" and self.opt:predict(X) or observed_L(history)
     local feasible = {}
     for k, rec in ipairs(history) do if rec.info.R <= s.budget then feasible[#feasible + 1] = k end end
     if #feasible == 0 then

@@ -51,7 +51,7 @@ static void check_settings(void)
         {"'fit_restarts' must be >= 0, got -1", "fit_restarts = -1", NULL},
         {"'seed' must be >= 0, got -5", "a negative seed", NULL},
         {"priors.outputscale: a Gamma prior needs shape > 0 and rate > 0, got {NaN, 1}", "a NaN prior", NULL},
-        {"unknown strategy 'grid' (known: bo, random, sobol, uniform)", "an unknown strategy", NULL},
+        {"unknown strategy 'grid' (known: bo, random, sobol, uniform, external)", "an unknown strategy", NULL},
         {"unknown acquisition 'qei'", "an unknown acquisition", NULL},
         {"'resume' must be \"check\" or \"force\", got \"maybe\"", "an unknown resume policy", NULL},
         {"contradict", "fresh with resume = \"force\"", NULL},

@@ -132,7 +132,7 @@ nob.budget = nil
 local ok, err = pcall(require("boengine.declare").check, nob)
 tap.ok(not ok and err.message:find("strategy 'greedy' needs a 'budget'", 1, true), "greedy without a budget is refused")
 ok, err = pcall(require("boengine.declare").check, with{strategy = "grid"})
-tap.ok(not ok and err.message:find("'strategy' must be one of bo, greedy, random, sobol, uniform", 1, true),
+tap.ok(not ok and err.message:find("'strategy' must be one of bo, external, greedy, random, sobol, uniform", 1, true),
        "an unknown strategy is refused, the known ones listed")
 
 os.execute("rm -rf " .. dir)

@@ -34,7 +34,7 @@ for _, name in ipairs{"random", "sobol", "uniform"} do
   tap.dies("strategy '" .. name .. "' has no model", name .. ": no model to predict with", a.optimizer.predict,
            a.optimizer, {{0.5, 1}})
 end
-tap.dies("unknown strategy 'grid' (known: bo, random, sobol, uniform)", "an unknown strategy is refused", bo.optimizer,
+tap.dies("unknown strategy 'grid' (known: bo, random, sobol, uniform, external)", "an unknown strategy is refused", bo.optimizer,
          {bounds = {{0, 1}}, strategy = "grid"})
 
 -- numbers are checked in C: NaN refused with the key named, counts beyond int refused, not truncated
