@@ -59,7 +59,7 @@ typedef struct connection {
     double *x;
     /* unread input */
     char *buf;
-    size_t len, size;
+    size_t len, size, line; /* line: the bytes of the line read_line returned, its newline included */
 } connection;
 
 static connection conn;
@@ -162,6 +162,7 @@ static int read_line(int64_t number, char **line)
         char *nl = conn.len ? memchr(conn.buf, '\n', conn.len) : NULL;
         if (nl) {
             *nl = 0;
+            conn.line = (size_t)(nl - conn.buf) + 1;
             *line = conn.buf;
             return 0;
         }
@@ -191,9 +192,9 @@ static int read_line(int64_t number, char **line)
 /* Drops the line read_line returned. */
 static void consume_line(void)
 {
-    size_t used = strlen(conn.buf) + 1;
-    memmove(conn.buf, conn.buf + used, conn.len - used);
-    conn.len -= used;
+    memmove(conn.buf, conn.buf + conn.line, conn.len - conn.line);
+    conn.len -= conn.line;
+    conn.line = 0;
 }
 
 /* ---- messages */

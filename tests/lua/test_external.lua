@@ -106,6 +106,7 @@ local cases = {
   {"outside", "answer to ask 3: x[1] = 1.5 is outside the bounds [0, 1]"},
   {"fraction", "answer to ask 3: x[2] = 1.5 must be an integer"},
   {"text", "answer to ask 3 is not one JSON object"},
+  {"nul", "answer to ask 3 is not one JSON object"},
   {"error", "external driver: the sampler gave up"},
   {"exit", "external driver: it ended without answering ask 3"},
 }

@@ -3,7 +3,7 @@
 # engine's messages on standard input, appends each to LOG, and answers ask k with the point
 # (0.k, k mod 5) of the box [0, 1] x {0, ..., 4} (in any other dimension d, 0.k in every coordinate);
 # MODE makes its answer to ask 3 wrong on purpose.
-#   external_driver.sh MODE LOG    MODE: good, short, nan, outside, fraction, error, text, exit
+#   external_driver.sh MODE LOG    MODE: good, short, nan, outside, fraction, error, text, nul, exit
 mode=$1
 log=$2
 while IFS= read -r line; do
@@ -24,6 +24,7 @@ while IFS= read -r line; do
       fraction) echo '{"x":[0.5,1.5]}'; continue ;;
       error) echo '{"error":"the sampler gave up"}'; continue ;;
       text) echo 'x = 0.5, 1'; continue ;;
+      nul) printf '{"x":[0.5,\00001]}\n'; continue ;;
       exit) exit 0 ;;
       esac
     fi
