@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/timer.h"
 #include "nn/dnnl_util.h"
 #include "nn/exec_cache.h"
 #include "nn/plan.h"
@@ -539,7 +540,9 @@ static exec_plan *find_plan(nn_net *net, const int64_t *key)
             e->plans[0] = p;
             return p;
         }
+    double t = timer_now();
     exec_plan *p = compile(net, key[0], key[1], key[2], key[3], (int)key[4]);
+    timer_account("nn.compile", timer_now() - t);
     if (!p)
         return NULL;
     if (e->nplans == MAX_PLANS)
