@@ -10,6 +10,7 @@
 #include "bo/bo_strategy.h"
 #include "core/err.h"
 #include "core/rng.h"
+#include "core/timer.h"
 
 /* sub-streams of the seed: one for the design, and per ask (after n evaluations) three more */
 enum { STREAM_DESIGN = 0x64657369, STREAM_FIT = 1, STREAM_ACQ = 2, STREAM_ACQOPT = 3 };
@@ -186,7 +187,9 @@ static int model(bo *b)
         return -1;
     g->learn_noise = b->o.learn_noise > 0 || (b->o.learn_noise < 0 && unknown > 0);
     rng *r = rng_new(rng_derive_seed(rng_derive_seed(b->o.seed, (uint64_t)n), STREAM_FIT));
+    double t = timer_now();
     int rc = r ? gp_fit(g, &b->o.fit, r, 0, NULL) : -1;
+    timer_account("bo.fit", timer_now() - t);
     rng_free(r);
     if (rc != 0) {
         gp_free(g);
@@ -237,12 +240,14 @@ static int model_point(bo *b, double *u)
     if (model(b) != 0)
         return -1;
     uint64_t s = rng_derive_seed(b->o.seed, (uint64_t)n);
+    double t = timer_now(); /* the acquisition's set-up (noisy EI's posterior samples) and its maximization */
     acq *a = acq_new(b->model, b->o.acquisition, &b->o.acq, rng_derive_seed(s, STREAM_ACQ));
     if (!a)
         return -1;
     int rc = acqopt_maximize(a, b->o.d, b->levels, b->U, n, &b->o.opt, rng_derive_seed(s, STREAM_ACQOPT), u,
                              &b->last_acq);
     acq_free(a);
+    timer_account("bo.acquisition", timer_now() - t);
     return rc;
 }
 

@@ -333,6 +333,9 @@ nn_net *cp_apply(const nn_net *ref, int nfam, cp_family *const *fams, int ntheta
         goto fail;
     st.t_truncate = numeric;
     st.t_rebuild = timer_now() - start - numeric - st.t_prepare;
+    if (st.t_prepare > 0)
+        timer_account("compress.prepare", st.t_prepare);
+    timer_account("compress.build", st.t_truncate + st.t_rebuild);
     work_free(&w);
     if (out)
         *out = st;

@@ -285,6 +285,7 @@ function Run:search()
     if projected then x = baselines.project(self, x, s.budget) end
     local t0 = boengine.clock()
     local info = self:evaluate(x, i)
+    self.evaluated = (self.evaluated or 0) + 1
     info.round, info.gamma, info.seconds = round.index, gamma, boengine.clock() - t0
     local y, noise = scalarize(info, gamma)
     opt:tell(x, y, noise, info)
@@ -397,6 +398,52 @@ function Run:distance(theta)
   return d[1], d[2]
 end
 
+-- ---- where the search's time went ---------------------------------------------------------------
+
+-- The parts of a search, from the engine's time accounts (boengine.timing): the evaluations' own
+-- parts, then the optimizer's. The compile of oneDNN plans happens inside the forward passes (of
+-- the candidates and of the reference) and is listed beside them, not added.
+local TIME_PARTS = {
+  {"objective.reference", "reference outputs"},
+  {"compress.prepare", "factors (SVDs, once)"},
+  {"compress.build", "candidate build"},
+  {"objective.data", "inputs (decode, cache)"},
+  {"objective.forward", "candidate forward"},
+  {"objective.distance", "distance"},
+  {"bo.fit", "GP fit"},
+  {"bo.acquisition", "acquisition"},
+}
+
+-- {wall, evaluations, reference_images, parts = {{key, label, seconds, calls}, ..., other}, compile}
+function Run:time_split(before, wall)
+  local now, parts, sum = boengine.timing(), {}, 0
+  local function delta(key)
+    local a, b = now[key] or {seconds = 0, calls = 0}, before[key] or {seconds = 0, calls = 0}
+    return a.seconds - b.seconds, a.calls - b.calls
+  end
+  for _, p in ipairs(TIME_PARTS) do
+    local sec, calls = delta(p[1])
+    parts[#parts + 1] = {key = p[1], label = p[2], seconds = sec, calls = calls}
+    sum = sum + sec
+  end
+  parts[#parts + 1] = {key = "other", label = "other (journal, Lua, rounds)", seconds = math.max(0, wall - sum), calls = 0}
+  local compile, compiles = delta("nn.compile")
+  return {wall = wall, evaluations = self.evaluated or 0, parts = parts, compile = compile, compiles = compiles,
+          reference_images = self.estimator.known and self.estimator:known() or 0}
+end
+
+function Run:write_time_split(t)
+  local rows = {}
+  for _, p in ipairs(t.parts) do
+    rows[#rows + 1] = {p.label, p.seconds, t.wall > 0 and p.seconds / t.wall or 0, p.calls}
+  end
+  rows[#rows + 1] = {"(plan compiles, inside the forward passes)", t.compile, t.wall > 0 and t.compile / t.wall or 0,
+                     t.compiles}
+  rows[#rows + 1] = {"search", t.wall, 1, t.evaluations}
+  self:table("time_split", string.format("where the search's time went (%d evaluations in this process)", t.evaluations),
+             {"part", {name = "seconds", digits = 3}, {name = "share", digits = 3}, "calls"}, rows)
+end
+
 -- ---- outputs ------------------------------------------------------------------------------------
 
 function Run:table(file, title, columns, rows)
@@ -445,7 +492,7 @@ end
 
 -- The search's time split into the evaluations made by this process (apply + L̂) and the rest
 -- (proposals, GP fits, acquisitions, projections); total: since the declaration started.
-function Run:timing(history)
+function Run:wall_times(history)
   local eval_s, n = 0, #history
   for k = n - (self.new_evaluations or 0) + 1, n do
     if history[k] and history[k].info.seconds then eval_s = eval_s + history[k].info.seconds end
@@ -583,6 +630,10 @@ function experiment(decl)
   local reference = s.objective == "fnorm" and net or nil
   run.estimator = estimator{reference = reference, data = run.search_data, samples = s.samples, fixed = s.fixed,
                             seed = s.seed}
+  if s.rescore > #run.search_data then
+    run:log("rescore: %d fixed inputs asked, the data has %d: all of them", s.rescore, #run.search_data)
+    s.rescore = #run.search_data
+  end
   if s.rescore > 0 then
     run.rescorer = estimator{reference = reference, data = run.search_data, samples = s.rescore, fixed = true,
                              seed = s.seed + 1}
@@ -595,7 +646,9 @@ function experiment(decl)
   for _, line in ipairs(declare.format(s, defaulted)) do print(line) end
   mkdir(run.dir)
   mkdir(s.figures)
+  local before, t0 = boengine.timing(), boengine.clock()
   local history, rounds = run:search()
+  run.timing = run:time_split(before, boengine.clock() - t0)
   return run:finish(history, rounds)
 end
 
@@ -672,6 +725,7 @@ function Run:finish(history, rounds)
   end
 
   self:write_evaluations(history, rounds)
+  if self.timing then self:write_time_split(self.timing) end
   self:write_summary(networks)
   if #history > 0 then -- (greedy with its score table cached evaluates nothing)
     self:write_convergence(history)
@@ -680,7 +734,7 @@ function Run:finish(history, rounds)
   if s.budget and s.strategy == "bo" then self:write_rounds(rounds) end
   self:table("timing", "wall time of the search (evaluations and the optimizer's own work) and of the run",
              {"strategy", "evaluations", "new evaluations", "search seconds", "evaluation seconds", "optimizer seconds",
-              "total seconds"}, {self:timing(history)})
+              "total seconds"}, {self:wall_times(history)})
   if fronts and #fronts > 1 then self:write_front(fronts) end
   if s.save then
     local cand <close> = self:apply(chosen.theta)
@@ -694,9 +748,18 @@ function Run:finish(history, rounds)
                         n.net.accuracy and string.format(", top-1 %.4f", n.net.accuracy) or ""))
   end
   if self.original then print(string.format("original top-1 %.4f", self.original)) end
+  local t = self.timing
+  if t and t.evaluations > 0 then
+    local short = {}
+    for _, p in ipairs(t.parts) do
+      if p.seconds >= 0.005 * t.wall then short[#short + 1] = string.format("%s %.1f s", p.label, p.seconds) end
+    end
+    print(string.format("search: %d evaluations in %.1f s (%s)", t.evaluations, t.wall, table.concat(short, ", ")))
+  end
   print(string.format("outputs: %s/ and %s_*.png", self.dir, s.figures .. "/" .. self.name))
   return {name = self.name, chosen = chosen, uniform = networks[2] and networks[2].net, original = self.original,
           history = history, rounds = rounds, fronts = fronts, settings = s, new_evaluations = self.new_evaluations,
+          timing = t, macs = compress.measure(self.net).macs,
           greedy = self.greedy_theta and {theta = self.greedy_theta, R = self.greedy_R, level = self.greedy_level,
                                           cache = self.greedy_cache} or nil}
 end

@@ -1,6 +1,7 @@
 /* l_boengine: the functions of the global `boengine` table that experiment code written in Lua
  * needs from the engine: reporting bad input as one line (fail), progress on stderr (progress),
- * and where the engine's own repository is (root, for its shipped reference models); and print,
+ * where the engine's own repository is (root, for its shipped reference models), the process's time
+ * accounts (timing: where a run's time went, for benchmarks); and print,
  * which ends an open progress bar's line first. */
 #include "lua/l_boengine.h"
 
@@ -8,6 +9,7 @@
 #include <stdio.h>
 
 #include "core/log.h"
+#include "core/timer.h"
 #include "lua/lb.h"
 
 #define PROGRESS_MT "boengine.progress"
@@ -51,6 +53,23 @@ static int p_noop(lua_State *L)
     return 0;
 }
 
+/* boengine.timing() → {["bo.fit"] = {seconds =, calls =}, ...}: the time accounts of core/timer.h
+ * summed since the process started (a benchmark takes the difference of two calls). */
+static int l_timing(lua_State *L)
+{
+    int n = timer_account_count();
+    lua_createtable(L, 0, n);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushnumber(L, timer_account_seconds(i));
+        lua_setfield(L, -2, "seconds");
+        lua_pushinteger(L, (lua_Integer)timer_account_calls(i));
+        lua_setfield(L, -2, "calls");
+        lua_setfield(L, -2, timer_account_name(i));
+    }
+    return 1;
+}
+
 /* print, after ending a progress bar's line: the bar is on stderr, print's text on stdout, and on
  * a terminal both land on the same line otherwise. */
 static int l_print(lua_State *L)
@@ -79,6 +98,8 @@ void lb_open_boengine(lua_State *L)
     lua_setfield(L, -2, "fail");
     lua_pushcfunction(L, l_progress);
     lua_setfield(L, -2, "progress");
+    lua_pushcfunction(L, l_timing);
+    lua_setfield(L, -2, "timing");
     lua_pushstring(L, BOENGINE_SOURCE_DIR);
     lua_setfield(L, -2, "root");
     lua_pop(L, 1); /* unnamed: boengine.fail raises on behalf of the Lua code that calls it */

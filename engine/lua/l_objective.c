@@ -188,6 +188,13 @@ static int est_pool(lua_State *L)
     return 1;
 }
 
+/* d:known(): pool examples whose reference logits are computed (fnorm; 0 for risk). */
+static int est_known(lua_State *L)
+{
+    lua_pushinteger(L, ob_known(lo_check(L, 1)));
+    return 1;
+}
+
 static int est_samples(lua_State *L)
 {
     lua_pushinteger(L, ob_get_options(lo_check(L, 1))->samples);
@@ -214,7 +221,7 @@ static int est_tostring(lua_State *L)
 static const luaL_Reg est_methods[] = {{"evaluate", est_evaluate}, {"prepare", est_prepare}, {"indices", est_indices},
                                        {"count", est_count},       {"pool", est_pool},
                                        {"samples", est_samples},   {"reference", est_reference},
-                                       {NULL, NULL}};
+                                       {"known", est_known},       {NULL, NULL}};
 
 static const luaL_Reg est_meta[] = {
     {"__gc", est_gc}, {"__close", est_gc}, {"__tostring", est_tostring}, {NULL, NULL}};

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/timer.h"
 #include "nn/dnnl_util.h"
 #include "nn/exec_cache.h"
 #include "nn/plan.h"
@@ -189,6 +190,26 @@ static int folded_params(const nn_node *n, const nn_node *bn, float **w, float *
     return 0;
 }
 
+/* A linear layer reading an image-shaped value (N×C×H×W, after the last pool) reads it as the
+ * N × C·H·W matrix it is in plain layout: a 2-D view sharing the plain copy's buffer. oneDNN's
+ * inner product then takes blocked weights and its brgemm kernel; on the 4-D source it took plain
+ * 4-D weights and a gemm that ran VGG16's first classifier layer (25088 → 4096) at a fraction of
+ * the rate (docs/benchmarks.md). The caller's own input keeps the 4-D path (it has no buffer of
+ * the plan's to share). The value index, or -1. */
+static int flat_view(compiler *c, int src, int64_t batch, nn_dims in)
+{
+    exec_plan *p = c->p;
+    int64_t dims4[4] = {batch, in.c, in.h, in.w}, dims2[2] = {batch, (int64_t)in.c * in.h * in.w};
+    dnnl_memory_desc_t plain4, plain2;
+    dn_md_plain(&plain4, 4, dims4);
+    dn_md_plain(&plain2, 2, dims2);
+    int v = in_layout(p, src, &plain4);
+    int flat = v >= 0 ? plan_value_new(&p->plan, &plain2) : -1;
+    if (flat >= 0)
+        p->plan.values[flat].inherit = v; /* the same buffer; nothing writes the view */
+    return flat;
+}
+
 /* Convolution or inner product with its fused chain; the output value of the chain's last node. */
 static int emit_weighted(compiler *c, int i, const fusion *f)
 {
@@ -199,6 +220,10 @@ static int emit_weighted(compiler *c, int i, const fusion *f)
     int src = src_value(c, i, 0);
     int conv = n->op == NN_CONV;
     int src_nd = conv ? 4 : p->plan.values[src].md.ndims;
+    if (!conv && src_nd == 4 && !p->plan.values[src].external && (src = flat_view(c, src, batch, in)) < 0)
+        return err_prefix("layer %s", n->name);
+    if (!conv)
+        src_nd = p->plan.values[src].md.ndims;
     int64_t sdims[4] = {batch, in.c, in.h, in.w}, ddims[4] = {batch, out.c, out.h, out.w};
     int64_t wdims[5], bdims[1] = {n->out};
     int wnd = dn_weight_dims(n, in, src_nd, wdims, sdims);
@@ -539,7 +564,9 @@ static exec_plan *find_plan(nn_net *net, const int64_t *key)
             e->plans[0] = p;
             return p;
         }
+    double t = timer_now();
     exec_plan *p = compile(net, key[0], key[1], key[2], key[3], (int)key[4]);
+    timer_account("nn.compile", timer_now() - t);
     if (!p)
         return NULL;
     if (e->nplans == MAX_PLANS)

@@ -129,6 +129,14 @@ oom:
 
 int64_t ob_pool_size(const ob_estimator *e) { return e->pool_n; }
 int64_t ob_count(const ob_estimator *e) { return e->count; }
+
+int64_t ob_known(const ob_estimator *e)
+{
+    int64_t k = 0;
+    for (int64_t i = 0; e->kind == OB_FNORM && i < e->pool_n; i++)
+        k += e->ref_have[i] == 1;
+    return k;
+}
 const ob_options *ob_get_options(const ob_estimator *e) { return &e->o; }
 ob_kind ob_get_kind(const ob_estimator *e) { return e->kind; }
 
@@ -254,9 +262,75 @@ static tensor *forward(nn_net *net, const tensor *x, int64_t batch)
     return y;
 }
 
-/* Makes sure the reference logits of pool positions pos[0..n-1] are known; x holds their inputs.
- * When any is missing the reference runs on the whole batch (the same shape every time, so one
- * plan serves every evaluation) and every missing one is kept. */
+/* The batch of the reference's forward passes: `batch`, or the automatic batch of a sample of n
+ * (that of the candidates' forward passes), so that the reference compiles one plan. */
+static int64_t reference_batch(ob_estimator *e)
+{
+    if (e->o.batch > 0)
+        return e->o.batch;
+    int64_t shape[4] = {e->o.samples, e->chw[0], e->chw[1], e->chw[2]};
+    tensor probe = {.ndim = 4, .numel = e->o.samples * e->example};
+    memcpy(probe.shape, shape, sizeof shape);
+    return auto_batch(e->ref, &probe);
+}
+
+/* One forward pass of the reference on exactly b rows: pool positions todo[0..m-1] (m <= b, none
+ * known yet), row k copied from x's row from[k] when from[k] >= 0 (the sample being evaluated),
+ * else decoded; rows m..b-1 are zeros. Their logits are kept. */
+static int reference_pass(ob_estimator *e, int64_t b, int64_t m, const int64_t *todo, const int64_t *from,
+                          const tensor *x, tensor *batch)
+{
+    int64_t decode = 0, *dpos = malloc((size_t)(m ? m : 1) * sizeof *dpos), *drow = malloc((size_t)(m ? m : 1) * sizeof *drow);
+    tensor *y = NULL, *fresh = NULL;
+    int rc = -1;
+    if (!dpos || !drow) {
+        err_set("out of memory");
+        goto done;
+    }
+    for (int64_t k = 0; k < m; k++) {
+        if (from[k] >= 0) {
+            memcpy(batch->data + k * e->example, x->data + from[k] * e->example, (size_t)e->example * sizeof(float));
+        } else {
+            dpos[decode] = todo[k];
+            drow[decode++] = k;
+        }
+    }
+    if (decode) {
+        if (!(fresh = inputs(e, decode, dpos)))
+            goto done;
+        for (int64_t j = 0; j < decode; j++)
+            memcpy(batch->data + drow[j] * e->example, fresh->data + j * e->example, (size_t)e->example * sizeof(float));
+    }
+    memset(batch->data + m * e->example, 0, (size_t)((b - m) * e->example) * sizeof(float));
+    if (!(y = nn_forward(e->ref, batch)))
+        goto done;
+    int classes = (int)(y->numel / b);
+    if (!e->ref_logits) {
+        e->classes = classes;
+        if (!(e->ref_logits = malloc((size_t)e->pool_n * classes * sizeof *e->ref_logits))) {
+            err_set("out of memory");
+            goto done;
+        }
+    }
+    for (int64_t k = 0; k < m; k++) {
+        memcpy(e->ref_logits + todo[k] * e->classes, y->data + k * classes, (size_t)classes * sizeof(float));
+        e->ref_have[todo[k]] = 1;
+    }
+    rc = 0;
+done:
+    free(dpos);
+    free(drow);
+    tensor_free(fresh);
+    tensor_free(y);
+    return rc;
+}
+
+/* Makes sure the reference logits of pool positions pos[0..n-1] are known; x holds their inputs
+ * (or is NULL: decoded). Only the missing ones are computed, in forward passes of one fixed size
+ * (reference_batch: one plan serves every call); a last, partial pass is filled up with other pool
+ * examples still missing, in pool order (their logits are kept for later samples), and only then
+ * with zero rows. So each pool example's reference runs once per run, and the reference's work
+ * is the pool examples drawn, rounded up to a whole batch. */
 static int reference_logits(ob_estimator *e, int64_t n, const int64_t *pos, const tensor *x)
 {
     int64_t missing = 0;
@@ -264,32 +338,47 @@ static int reference_logits(ob_estimator *e, int64_t n, const int64_t *pos, cons
         missing += !e->ref_have[pos[i]];
     if (!missing)
         return 0;
-    tensor *y = forward(e->ref, x, e->o.batch);
-    if (!y)
-        return -1;
-    int classes = (int)(y->numel / n);
-    if (!e->ref_logits) {
-        e->classes = classes;
-        if (!(e->ref_logits = malloc((size_t)e->pool_n * classes * sizeof *e->ref_logits))) {
-            tensor_free(y);
-            return err_set("out of memory");
-        }
+    double t = timer_now();
+    int64_t b = reference_batch(e);
+    int64_t total = (missing + b - 1) / b * b, m = 0;
+    int64_t *todo = malloc((size_t)total * sizeof *todo), *from = malloc((size_t)total * sizeof *from);
+    int64_t shape[4] = {b, e->chw[0], e->chw[1], e->chw[2]};
+    tensor *batch = todo && from ? tensor_new(4, shape) : NULL;
+    int rc = -1;
+    if (!batch) {
+        err_set("out of memory");
+        goto done;
     }
     for (int64_t i = 0; i < n; i++)
         if (!e->ref_have[pos[i]]) {
-            memcpy(e->ref_logits + pos[i] * e->classes, y->data + i * classes, (size_t)classes * sizeof(float));
-            e->ref_have[pos[i]] = 1;
+            e->ref_have[pos[i]] = 2; /* scheduled */
+            todo[m] = pos[i];
+            from[m++] = x ? i : -1;
         }
-    tensor_free(y);
-    return 0;
+    for (int64_t p = 0; p < e->pool_n && m < total; p++)
+        if (!e->ref_have[p]) {
+            e->ref_have[p] = 2;
+            todo[m] = p;
+            from[m++] = -1;
+        }
+    for (int64_t k = 0; k < m; k++)
+        e->ref_have[todo[k]] = 0;
+    rc = 0;
+    for (int64_t first = 0; first < m && rc == 0; first += b)
+        rc = reference_pass(e, b, m - first < b ? m - first : b, todo + first, from + first, x, batch);
+done:
+    free(todo);
+    free(from);
+    tensor_free(batch);
+    timer_account("objective.reference", timer_now() - t);
+    return rc;
 }
 
 int ob_prepare(ob_estimator *e)
 {
     if (e->kind != OB_FNORM)
         return 0;
-    int64_t chunk = e->o.batch > 0 ? e->o.batch : e->o.samples;
-    int64_t *pos = malloc((size_t)chunk * sizeof *pos);
+    int64_t chunk = reference_batch(e), *pos = malloc((size_t)chunk * sizeof *pos);
     if (!pos)
         return err_set("out of memory");
     progress p;
@@ -300,11 +389,8 @@ int ob_prepare(ob_estimator *e)
         for (int64_t i = 0; i < m; i++)
             if (!e->ref_have[first + i])
                 pos[k++] = first + i;
-        if (k) {
-            tensor *x = inputs(e, k, pos);
-            rc = x ? reference_logits(e, k, pos, x) : -1;
-            tensor_free(x);
-        }
+        if (k)
+            rc = reference_logits(e, k, pos, NULL);
         progress_update(&p, first + m, NULL);
     }
     progress_end(&p, NULL);
@@ -354,14 +440,16 @@ int ob_evaluate(ob_estimator *e, nn_net *cand, int64_t index, ob_result *r)
     if (!(x = inputs(e, n, pos)))
         goto done;
     r->t_data = timer_now() - t;
+    timer_account("objective.data", r->t_data);
     t = timer_now();
-    if (e->kind == OB_FNORM && reference_logits(e, n, pos, x) != 0)
+    if (e->kind == OB_FNORM && reference_logits(e, n, pos, x) != 0) /* accounts for itself */
         goto done;
     r->t_reference = timer_now() - t;
     t = timer_now();
     if (!(y = forward(cand, x, e->o.batch)))
         goto done;
     r->t_forward = timer_now() - t;
+    timer_account("objective.forward", r->t_forward);
     t = timer_now();
     int classes = (int)(y->numel / n);
     if (e->kind == OB_FNORM) {
@@ -396,6 +484,7 @@ int ob_evaluate(ob_estimator *e, nn_net *cand, int64_t index, ob_result *r)
         r->se = fmax(sqrt(p * (1 - p) / (double)n), floor);
     }
     r->t_distance = timer_now() - t;
+    timer_account("objective.distance", r->t_distance);
     r->n = n;
     r->index = index;
     rc = 0;

@@ -5,9 +5,10 @@
  * Evaluation k (1, 2, ...) draws its sample from a generator seeded by (seed, k) alone, so a run is
  * reproducible and any evaluation can be redone by its number; with `fixed` every evaluation uses
  * the sample of k = 1. The reference logits f*(x) of each pool example are computed once, the
- * first time the example is drawn (or all at once by ob_prepare), and pool inputs are kept in
- * memory when they fit in the cache budget, so an evaluation costs one forward pass of the
- * candidate on n inputs. */
+ * first time the example is drawn (or all at once by ob_prepare): only the missing ones, in
+ * forward passes of one size whose last, partial one is filled up with other pool examples not
+ * yet known. Pool inputs are kept in memory when they fit in the cache budget, so an evaluation
+ * costs one forward pass of the candidate on n inputs. */
 #ifndef BOENGINE_OBJECTIVE_H
 #define BOENGINE_OBJECTIVE_H
 
@@ -57,6 +58,9 @@ int ob_sample_indices(const ob_estimator *e, int64_t index, int64_t *out);
 
 /* Computes the reference logits of the whole pool now (fnorm), with a progress bar. */
 int ob_prepare(ob_estimator *e);
+
+/* Pool examples whose reference logits are known (fnorm; 0 for risk). */
+int64_t ob_known(const ob_estimator *e);
 
 /* The pool size and the number of evaluations drawn so far. */
 int64_t ob_pool_size(const ob_estimator *e);
