@@ -3,6 +3,7 @@
  * arrives as the table that was sent.
  *
  *   par.rank, par.ranks, par.mpi          this rank, the number of ranks, MPI initialized
+ *   par.compiled                          built with MPI
  *   par.send(dest, tag, value)            tag: par.TASK, par.RESULT, par.ERROR
  *   par.recv([source [, tag]]) -> value, source, tag    blocks; nil source or tag: any
  *   par.sum(list) -> list                 summed over all ranks (collective)
@@ -131,6 +132,8 @@ int luaopen_par(lua_State *L)
     lua_setfield(L, -2, "ranks");
     lua_pushboolean(L, par_active());
     lua_setfield(L, -2, "mpi");
+    lua_pushboolean(L, par_compiled());
+    lua_setfield(L, -2, "compiled");
     const struct {
         const char *name;
         int tag;
