@@ -283,8 +283,8 @@ function Run:search_parallel(opt)
   end
   progress:done()
   if wall > 0 then
-    self:log("%d ranks, q = %d (%s): evaluating %.0f%% of the time", parallel.ranks, s.batch, s.mode,
-             100 * busy / (wall * parallel.ranks))
+    self:log("%d ranks, q = %d (%s): the search took %.2f s, evaluating %.0f%% of the time", parallel.ranks, s.batch,
+             s.mode, wall, 100 * busy / (wall * parallel.ranks))
   end
   local history = opt:history()
   return history, self:plan(history)
@@ -324,6 +324,7 @@ function Run:search()
   local done = opt:count()
   if done > 0 then self:log("resuming after %d of %d evaluations", done, s.evaluations) end
   if parallel.ranks > 1 or s.batch > 1 or s.mode == "async" then return self:search_parallel(opt) end
+  local t_search = boengine.clock()
   local rounds = self:plan(opt:history())
   local progress = boengine.progress(self.name, s.evaluations)
   local best_y = math.huge
@@ -354,6 +355,7 @@ function Run:search()
     end
   end
   progress:done()
+  if done < s.evaluations then self:log("the search took %.2f s", boengine.clock() - t_search) end
   local history = opt:history()
   return history, self:plan(history)
 end

@@ -75,6 +75,30 @@ local b2, b2h = outb:match("^(%S+) (%S+) 2")
 tap.ok(oka and okb and a1 and a1 == b2 and a1 == a1h and b2h == a1,
        "ds:accuracy over 2 ranks equals one rank's (" .. tostring(a1) .. ", " .. tostring(b2) .. ")")
 
+-- The reference outputs of the pool, computed in shares by est:prepare() and shared: every rank
+-- then evaluates without computing any (no time spent on reference outputs), with the values of one rank.
+write("prep.lua", [[
+local net = nn.load(boengine.root .. "/results/models/fmnist_mlp.safetensors")
+local fam = {compress.svd{net = net, layers = "*"}}
+local est = objective.fnorm{reference = net, data = data.fashion_mnist{split = "test"}, samples = 50, pool = 999,
+                            seed = 4}
+est:prepare()
+local cand <close> = compress.apply(net, fam, {0.2, 0.3, 0.5})
+local out, reference = {}, 0
+for k = 1, 4 do
+  local L, se, info = est:evaluate(cand, {sample = k})
+  out[#out + 1] = string.format("%.17g %.17g", L, se)
+  reference = reference + info.time.reference
+end
+-- a lookup takes microseconds, a forward pass of the reference network milliseconds or more
+print(table.concat(out, " ") .. " | " .. (reference < 0.01 and "none computed" or "computed"))
+]])
+local okp1, outp1 = in_dir(bin .. " --threads 1 prep.lua")
+local okp2, outp2 = in_dir(mpirun(2) .. bin .. " --threads 1 prep.lua")
+tap.ok(okp1 and okp2 and outp1 == outp2 and outp2:find("| none computed", 1, true),
+       "est:prepare() over 2 ranks: each computes half the pool, all share it; the same L and SE as one rank")
+if outp1 ~= outp2 then tap.diag(outp1 .. outp2) end
+
 -- 3. Asynchronous, killed and resumed: the journal of the one-rank reference of the same q.
 write("async.lua", [[
 local parallel = require "boengine.parallel"
