@@ -139,17 +139,17 @@ elseif what == "sim" then
   for _, N in ipairs({8, 16, 32, 64}) do
     local K = 20 * N
     local function draw() return times[math.random(#times)] end
-    -- sync: q = N, rank 0 proposes the batch (q proposals in a row), then every rank evaluates one
+    -- sync: q = N, rank 0 proposes the batch's points one after the other, each sent out at once
     math.randomseed(N)
     local t, work = 0, 0
     for _ = 1, K // N do
-      t = t + N * tp
-      local slowest = 0
-      for _ = 1, N do
+      -- rank r > 0 gets the r-th point as soon as it is proposed; rank 0 the last, after proposing all
+      local batch_end = 0
+      for r = 1, N do
         local e = draw()
-        work, slowest = work + e, math.max(slowest, e)
+        work, batch_end = work + e, math.max(batch_end, r * tp + e)
       end
-      t = t + slowest
+      t = t + batch_end
     end
     local u_sync = work / (N * t)
     -- async: q = N - 1 workers, rank 0 proposes one at a time; proposal k waits for 1 .. k - 2q

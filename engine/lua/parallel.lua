@@ -109,10 +109,12 @@ function M.search(o)
     while count < o.upto do
       local first, last = count + 1, count + 1
       while last + 1 <= o.upto and M.told(last + 1, o) <= count do last = last + 1 end
-      for k = first, last do propose(k) end
+      -- each point goes out as soon as it is proposed; rank 0 takes the last of every N, evaluated
+      -- once it has proposed the batch
       local mine = {}
       for k = first, last do
-        local r = (k - first) % M.ranks
+        propose(k)
+        local r = (k - first + 1) % M.ranks
         if r == 0 then mine[#mine + 1] = k else send(r, k) end
       end
       for _, k in ipairs(mine) do local_eval(k) end
