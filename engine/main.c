@@ -14,6 +14,7 @@
 
 #include "core/buildinfo.h"
 #include "core/log.h"
+#include "core/par.h"
 #include "core/timer.h"
 #include "lua/lb.h"
 #include "nn/dnnl_util.h"
@@ -59,11 +60,20 @@ static int msghandler(lua_State *L)
     return 1;
 }
 
+/* Under MPI the first error of this rank waits for par_conclude, which prints one line for the run
+ * (the lowest rank that failed), not one per rank. */
+static char *deferred;
+
 static int report(lua_State *L, int status)
 {
     if (status != LUA_OK) {
-        fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
-        fflush(stderr);
+        const char *msg = lua_tostring(L, -1);
+        if (!par_active()) {
+            fprintf(stderr, "%s: %s\n", progname, msg);
+            fflush(stderr);
+        } else if (!deferred) {
+            deferred = strdup(msg ? msg : "(error object is not a string)");
+        }
         lua_pop(L, 1);
     }
     return status;
@@ -201,6 +211,12 @@ static void create_engine_table(lua_State *L, const options *o, const char *scri
     }
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");
+    lua_pushinteger(L, par_rank()); /* the ranks of an MPI run (docs/cluster.md); 0 of 1 otherwise */
+    lua_setfield(L, -2, "rank");
+    lua_pushinteger(L, par_ranks());
+    lua_setfield(L, -2, "ranks");
+    lua_pushboolean(L, par_active());
+    lua_setfield(L, -2, "mpi");
     lua_setglobal(L, "boengine");
 }
 
@@ -250,10 +266,30 @@ static void tune_runtimes(char **argv)
 int main(int argc, char **argv)
 {
     tune_runtimes(argv);
+    if (par_init(&argc, &argv) != 0) {
+        fprintf(stderr, "%s: %s\n", progname, err_msg());
+        return EXIT_FAILURE;
+    }
     options o;
+    int saved = -1; /* the ranks parse the same arguments: rank 0 alone says what is wrong with them */
+    if (par_rank() > 0 && (saved = dup(STDERR_FILENO)) >= 0 && !freopen("/dev/null", "w", stderr))
+        saved = -1;
     int rc = parse_options(argc, argv, &o);
-    if (rc != 0)
+    if (saved >= 0) {
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+    }
+    if (rc != 0) {
+        if (par_active()) /* every rank parsed the same arguments: one of them said so */
+            par_conclude(1, progname, NULL);
         return rc > 0 ? EXIT_SUCCESS : 2;
+    }
+    if (par_rank() > 0) { /* workers evaluate; rank 0 speaks for the run (and prints its errors) */
+        o.quiet = 1;
+        if (!freopen("/dev/null", "w", stdout))
+            o.quiet = 1;
+    }
     if (o.threads > 0)
         omp_set_num_threads(o.threads);
     log_set_quiet(o.quiet);
@@ -273,5 +309,7 @@ int main(int argc, char **argv)
     lua_close(L);      /* frees every network, whose plans release the cached weights... */
     exec_cache_free(); /* ...which go now with the pooled buffers, then oneDNN's engine */
     dn_free();
-    return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+    int failed = par_conclude(ok, progname, deferred);
+    free(deferred);
+    return ok && !failed ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -354,6 +354,162 @@ void bo_y_scale(const bo *b, double *mean, double *sd)
     *sd = b->ysd;
 }
 
+/* ---- batch and asynchronous proposals (docs/method.md §8) */
+
+/* 1 when u (unit cube) is within min_distance of one of the m points P (unit cube). */
+static int near_any(const bo *b, const double *u, int m, const double *P)
+{
+    int d = b->o.d;
+    for (int i = 0; i < m; i++) {
+        double dist = 0;
+        for (int j = 0; j < d; j++)
+            dist = fmax(dist, fabs(u[j] - P[(size_t)i * d + j]));
+        if (dist < b->o.opt.min_distance)
+            return 1;
+    }
+    return 0;
+}
+
+/* Design point `index` (0-based) of the Sobol sequence, skipping points evaluated or pending
+ * (avoid: navoid points, unit cube): 1 found, 0 none left, -1 error. */
+static int design_point_at(bo *b, int index, const double *avoid, int navoid, double *u)
+{
+    int d = b->o.d, found = 0;
+    bo_qmc *q = bo_qmc_new_kind(d, rng_derive_seed(b->o.seed, STREAM_DESIGN), b->o.design);
+    if (!q)
+        return -1;
+    for (int k = 0; k < index; k++)
+        bo_qmc_next(q, u);
+    for (int k = 0; k < 10000 && !found; k++) {
+        bo_qmc_next(q, u);
+        acqopt_round(d, b->levels, u);
+        found = !near_any(b, u, navoid, avoid);
+    }
+    bo_qmc_free(q);
+    return found;
+}
+
+/* The GP of the first `told` evaluations, with the same fit (seed and all) as an ask after told
+ * evaluations: the history is shortened for the fit and restored. */
+static int model_of_first(bo *b, int told)
+{
+    int n = b->n;
+    if (told == n)
+        return model(b);
+    b->n = told;
+    if (b->model && b->model_n != told) { /* the cache holds another length */
+        gp_free(b->model);
+        b->model = NULL;
+    }
+    int rc = model(b);
+    b->n = n;
+    return rc;
+}
+
+/* The Kriging believer's model: the GP of the told evaluations (its hyperparameters as fitted),
+ * conditioned also on the m pending points P (unit cube) observed at its own posterior mean, with
+ * the mean noise variance of the told observations. Adding observations at the posterior mean leaves
+ * the mean unchanged and shrinks the variance near them, so that the acquisition of the next point
+ * no longer rewards the places already being evaluated. */
+static gp *believer(bo *b, int told, int m, const double *P)
+{
+    int d = b->o.d, n = told + m;
+    const gp *g = b->model;
+    double *X = malloc((size_t)n * d * sizeof *X), *y = malloc((size_t)n * sizeof *y);
+    double *noise = malloc((size_t)n * sizeof *noise), *theta = malloc((size_t)gp_nparams(g) * sizeof *theta);
+    gp *f = NULL;
+    if (!X || !y || !noise || !theta) {
+        err_set("out of memory");
+        goto done;
+    }
+    memcpy(X, g->X, (size_t)told * d * sizeof *X);
+    memcpy(X + (size_t)told * d, P, (size_t)m * d * sizeof *X);
+    memcpy(y, g->y, (size_t)told * sizeof *y);
+    memcpy(noise, g->noise, (size_t)told * sizeof *noise);
+    double mean_noise = 0;
+    for (int i = 0; i < told; i++)
+        mean_noise += g->noise[i] / told;
+    if (gp_predict(g, m, P, y + told, NULL, NULL) != 0)
+        goto done;
+    for (int i = told; i < n; i++)
+        noise[i] = mean_noise;
+    if (!(f = gp_new(n, d, X, y, noise, g->kernel)))
+        goto done;
+    gp_get_theta(g, theta);
+    f->learn_noise = g->learn_noise;
+    gp_set_theta(f, theta);
+    f->jitter_min = g->jitter_min;
+    if (gp_update(f) != 0) {
+        gp_free(f);
+        f = NULL;
+        err_prefix("conditioning the GP on %d pending points", m);
+    }
+done:
+    free(X);
+    free(y);
+    free(noise);
+    free(theta);
+    return f;
+}
+
+int bo_ask_pending(bo *b, int64_t number, int told, int m, const double *pending, double *x)
+{
+    int d = b->o.d;
+    if (told < 0 || told > b->n)
+        return err_set("a proposal can see 0 to %d told evaluations, not %d", b->n, told);
+    if (m < 0 || number != (int64_t)told + m + 1)
+        return err_set("proposal %lld must follow the %d told and %d pending evaluations", (long long)number, told,
+                       m);
+    if (m == 0 && told == b->n)
+        return bo_ask(b, x);
+    double *U = malloc((size_t)(told + m) * d * sizeof *U), *u = malloc((size_t)d * sizeof *u);
+    if (!U || !u) {
+        free(U);
+        free(u);
+        return err_set("out of memory");
+    }
+    memcpy(U, b->U, (size_t)told * d * sizeof *U);
+    int rc = 0;
+    for (int i = 0; i < m && rc == 0; i++) {
+        const double *p = pending + (size_t)i * d;
+        if (bo_space_check(&b->space, p) != 0) {
+            rc = err_prefix("pending point %d", i + 1);
+            break;
+        }
+        double *snapped = u; /* as told points are: snapped, then scaled */
+        bo_space_snap(&b->space, p, snapped);
+        bo_space_to_unit(&b->space, snapped, U + (size_t)(told + i) * d);
+    }
+    b->last_acq = NAN;
+    int found = 0;
+    if (rc == 0 && (number <= b->o.init || told == 0)) {
+        found = design_point_at(b, (int)(number - 1), U, told + m, u);
+        if (found < 0 || (found == 0 && told == 0))
+            rc = found < 0 ? -1 : err_set("no design point found for proposal %lld", (long long)number);
+    }
+    if (rc == 0 && !found) {
+        gp *f = NULL;
+        acq *a = NULL;
+        if (model_of_first(b, told) != 0 || !(f = m > 0 ? believer(b, told, m, U + (size_t)told * d) : b->model))
+            rc = -1;
+        /* the streams of the ask after number - 1 evaluations: m = 0 is the sequential ask */
+        uint64_t seed = rng_derive_seed(b->o.seed, (uint64_t)(number - 1));
+        if (rc == 0 && !(a = acq_new(f, b->o.acquisition, &b->o.acq, rng_derive_seed(seed, STREAM_ACQ))))
+            rc = -1;
+        if (rc == 0)
+            rc = acqopt_maximize(a, d, b->levels, U, told + m, &b->o.opt, rng_derive_seed(seed, STREAM_ACQOPT), u,
+                                 &b->last_acq);
+        acq_free(a);
+        if (f != b->model)
+            gp_free(f);
+    }
+    if (rc == 0)
+        bo_space_from_unit(&b->space, u, x);
+    free(U);
+    free(u);
+    return rc;
+}
+
 /* ---- Bayesian optimization as a proposal strategy of the session */
 
 static void *strategy_create(const bo_options *o) { return bo_new(o); }
@@ -368,6 +524,11 @@ static int strategy_ask(void *state, int64_t number, double *x)
     return bo_ask(b, x);
 }
 
+static int strategy_ask_pending(void *state, int64_t number, int told, int m, const double *pending, double *x)
+{
+    return bo_ask_pending(state, number, told, m, pending, x);
+}
+
 static int strategy_tell(void *state, const double *x, double y, double se) { return bo_tell(state, x, y, se); }
 static int strategy_best(void *state, bo_best_point *out) { return bo_best(state, out); }
 
@@ -379,4 +540,5 @@ const bo_strategy bo_strategy_bo = {
     .ask = strategy_ask,
     .tell = strategy_tell,
     .best = strategy_best,
+    .ask_pending = strategy_ask_pending,
 };

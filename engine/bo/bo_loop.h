@@ -52,6 +52,16 @@ int bo_ask(bo *b, double *x);
  * rounded (bo_space_snap). -1 with err_set for a point outside the bounds or a y that is not finite. */
 int bo_tell(bo *b, const double *x, double y, double se);
 
+/* Proposal `number` while others are pending (batch and asynchronous BO, docs/method.md §8): it
+ * sees the first `told` evaluations (told <= bo_count) and the m = number - told - 1 pending
+ * points (caller units, row-major), which are to become evaluations told + 1 .. number - 1. Within
+ * the design it is the Sobol point number - 1, skipping evaluated and pending points; after, the
+ * acquisition of the GP fitted to the told evaluations and conditioned on the pending points at its
+ * own posterior mean (Kriging believer), maximized away from told and pending points. Its random
+ * streams depend on number alone, so the same number, told and pending points give the same point,
+ * and m = 0 with told = bo_count is bo_ask. -1 with err_set on bad arguments or failure. */
+int bo_ask_pending(bo *b, int64_t number, int told, int m, const double *pending, double *x);
+
 int bo_count(const bo *b);
 int bo_dim(const bo *b);
 int bo_init_count(const bo *b);

@@ -324,6 +324,20 @@ int bo_session_propose(bo_session *s, int64_t number, double *x)
     return s->strategy->ask(s->state, number, x);
 }
 
+int bo_session_propose_pending(bo_session *s, int64_t number, int told, int m, const double *pending, double *x)
+{
+    if (told < 0 || told > s->count)
+        return err_set("a proposal can see 0 to %d recorded evaluations, not %d", s->count, told);
+    if (m < 0 || number != (int64_t)told + m + 1 || number <= s->count)
+        return err_set("proposal %lld must follow the %d told and %d pending evaluations, after the %d recorded",
+                       (long long)number, told, m, s->count);
+    if (sync_state(s, 1) != 0)
+        return -1;
+    if (s->strategy->ask_pending)
+        return s->strategy->ask_pending(s->state, number, told, m, pending, x);
+    return s->strategy->ask(s->state, number, x);
+}
+
 int bo_session_ask(bo_session *s, double *x, int64_t *number)
 {
     int d = s->o.d;

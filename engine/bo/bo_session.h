@@ -73,6 +73,11 @@ typedef struct bo_outcome {
 
 /* Proposal `number` (1-based, > the evaluations recorded), d coordinates. */
 int bo_session_propose(bo_session *s, int64_t number, double *x);
+/* Proposal `number` (> the evaluations recorded) while the m = number - told - 1 evaluations before
+ * it are pending, seeing the first `told` recorded evaluations and the pending points (caller units,
+ * row-major): batch and asynchronous runs (bo_loop.h's bo_ask_pending; a strategy without it answers
+ * by its ask). The same arguments give the same point, whatever was told after `told`. */
+int bo_session_propose_pending(bo_session *s, int64_t number, int told, int m, const double *pending, double *x);
 /* The proposal for the next evaluation, and its number (may be NULL): asking again before telling
  * gives the same point. */
 int bo_session_ask(bo_session *s, double *x, int64_t *number);

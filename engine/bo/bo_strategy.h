@@ -26,6 +26,10 @@ typedef struct bo_strategy {
     int (*tell)(void *state, const double *x, double y, double se);
     /* The recommended evaluation (BO: the lowest posterior mean); NULL: the lowest y told. */
     int (*best)(void *state, bo_best_point *out);
+    /* Optional: proposal `number` seeing the first `told` evaluations and m pending points (caller
+     * units), as bo_ask_pending. NULL: the strategy's ask answers any number (its proposals do not
+     * depend on the results). */
+    int (*ask_pending)(void *state, int64_t number, int told, int m, const double *pending, double *x);
 } bo_strategy;
 
 extern const bo_strategy bo_strategy_bo, bo_strategy_random, bo_strategy_sobol, bo_strategy_uniform;

@@ -183,6 +183,13 @@ declare.schema = {
   {key = "init", kind = "integer", default = function(s) return s.dim and math.min(3 * s.dim, 30) end,
    doc = "initial design points (default: 3 per searched parameter, at most 30)"},
   {key = "evaluations", kind = "integer", default = 60, doc = "evaluations in all (design points included)"},
+  {key = "mode", kind = "string", default = "sync",
+   doc = "evaluations over the ranks of an MPI run: sync (batches of q) or async (a free rank gets the next point)"},
+  {key = "batch", kind = "integer", doc = "q, the points proposed while others are pending (default: the ranks that evaluate; 1: sequential)",
+   default = function(s)
+     local ranks = boengine.ranks or 1
+     return s.mode == "async" and math.max(ranks - 1, 1) or ranks
+   end},
   {key = "seed", kind = "integer", default = function() return boengine.seed end, doc = "seed of the design, the samples and the GP"},
   {key = "rescore", kind = "integer", default = 2000, doc = "chosen networks are scored again on this many fixed inputs (0: not)"},
   {key = "uniform", kind = "boolean", default = true, doc = "compare with the uniform baseline: one shared fraction in every layer, at the same R"},
@@ -284,14 +291,15 @@ function declare.check(decl)
     end
     if type(f.family) ~= "string" then fail("compress[%d]: 'family' (vh, svd, tucker2, ...) is required", i) end
   end
-  for _, k in ipairs({"samples", "evaluations", "rounds", "test_count"}) do
+  for _, k in ipairs({"samples", "evaluations", "rounds", "test_count", "batch"}) do
     if decl[k] ~= nil and decl[k] < 1 then fail("'%s' must be at least 1, got %s", k, tostring(decl[k])) end
   end
   for _, k in ipairs({"init", "rescore"}) do
     if decl[k] ~= nil and decl[k] < 0 then fail("'%s' must not be negative, got %s", k, tostring(decl[k])) end
   end
   local one_of = {objective = {fnorm = true, risk = true}, ratio = {params = true, params_net = true, flops = true},
-                  strategy = {bo = true, random = true, sobol = true, uniform = true, greedy = true, external = true}}
+                  strategy = {bo = true, random = true, sobol = true, uniform = true, greedy = true, external = true},
+                  mode = {sync = true, async = true}}
   for k, allowed in pairs(one_of) do
     if decl[k] ~= nil and not allowed[decl[k]] then
       local names = {}

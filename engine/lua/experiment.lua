@@ -6,6 +6,7 @@
 
 local declare = require "boengine.declare"
 local baselines = require "boengine.baselines"
+local parallel = require "boengine.parallel"
 
 -- ---- errors, paths, small helpers ---------------------------------------------------------------
 
@@ -251,9 +252,88 @@ end
 -- A baseline under a budget: its proposals moved onto R = B (baselines.project), y = L̂, one round.
 function Run:projected() return self.s.budget ~= nil and self.s.strategy ~= "bo" end
 
+-- The search over the ranks of an MPI run, or in batches (s.batch > 1, or async): the evaluations
+-- go in segments that end where the sequential loop re-plans (a budget's design, each round's end),
+-- each one searched by parallel.search with the round's γ (boengine.parallel: the proposals and
+-- the journal depend on q and the mode, not on the ranks).
+function Run:search_parallel(opt)
+  local s = self.s
+  local ends, seen = {}, {}
+  if s.budget and s.init < s.evaluations then ends[1], seen[s.init] = s.init, true end
+  for _, e in ipairs(self.ends) do if not seen[e] then ends[#ends + 1], seen[e] = e, true end end
+  table.sort(ends)
+  local rounds = self:plan(opt:history())
+  local progress = boengine.progress(self.name, s.evaluations)
+  local first, busy, wall = 1, 0, 0
+  for _, last in ipairs(ends) do
+    if opt:count() < last then
+      local round = round_of(rounds, first)
+      local gamma = round.gamma or 1 -- a budget's design before γ₁ is known: re-scored at once after
+      if self.scored ~= gamma and opt:count() > 0 then
+        opt:rescore(function(rec) return scalarize(rec.info, gamma) end)
+      end
+      self.scored = gamma
+      local stats = parallel.search{
+        optimizer = opt, first = first, upto = last, init = s.init, batch = s.batch, mode = s.mode,
+        evaluate = function(x, i) return self:timed_evaluate(x, i) end,
+        tell = function(x, i, info)
+          info.round, info.gamma = round.index, gamma
+          local y, noise = scalarize(info, gamma)
+          opt:tell(x, y, noise, info)
+          progress:update(i, string.format("round %d, R %.3f, L %s (%.2fs)", round.index, info.R, fmt(info.L, 3),
+                                           info.seconds))
+        end}
+      busy, wall = busy + stats.busy, wall + stats.wall
+      if s.budget and last < s.evaluations then
+        rounds = self:plan(opt:history())
+        local r = round_of(rounds, last + 1)
+        if r.index > 1 then
+          local prev = rounds[r.index - 1]
+          self:log("round %d: gamma %.4g (round %d chose R %.4f against the budget %g)", r.index, r.gamma,
+                   prev.index, prev.choice.info.R, s.budget)
+        end
+      end
+    end
+    first = last + 1
+  end
+  progress:done()
+  if wall > 0 then
+    self:log("%d ranks, q = %d (%s): the search took %.2f s, evaluating %.0f%% of the time", parallel.ranks, s.batch,
+             s.mode, wall, 100 * busy / (wall * parallel.ranks))
+  end
+  local history = opt:history()
+  return history, self:plan(history)
+end
+
+-- An evaluation with its duration, as a rank sends it.
+function Run:timed_evaluate(x, i)
+  local t0 = boengine.clock()
+  local info = self:evaluate(x, i)
+  info.seconds = boengine.clock() - t0
+  return info
+end
+
+-- A rank other than 0: evaluates and measures what rank 0 asks until it ends the run, then ends
+-- this process with it (parallel.serve, par.finish).
+function Run:serve()
+  parallel.serve{
+    evaluate = function(t) return self:timed_evaluate(t.x, t.i) end,
+    accuracy = function(t)
+      if not t.theta then return self:accuracy_here(self.net) end
+      local cand <close> = self:apply(t.theta)
+      return self:accuracy_here(cand)
+    end,
+  }
+  require("boengine.par").finish()
+end
+
 function Run:search()
   local s = self.s
   local t_search = boengine.clock()
+  local spread = parallel.ranks > 1 or s.batch > 1 or s.mode == "async"
+  if spread and (s.strategy == "greedy" or self:projected()) then
+    fail("strategy '%s' under a budget runs on one rank and one point at a time (batch = 1, mode = sync)", s.strategy)
+  end
   if s.strategy == "greedy" then
     local history
     self.greedy_theta, history, self.new_evaluations = baselines.greedy(self)
@@ -270,6 +350,11 @@ function Run:search()
   local opt = self.opt
   local done = opt:count()
   if done > 0 then self:log("resuming after %d of %d evaluations", done, s.evaluations) end
+  if spread then
+    local history, rounds = self:search_parallel(opt)
+    self.new_evaluations, self.search_seconds = s.evaluations - done, boengine.clock() - t_search
+    return history, rounds
+  end
   local rounds = projected and {{index = 1, last = s.evaluations}} or self:plan(opt:history())
   local progress = boengine.progress(self.name, s.evaluations)
   local best_y = math.huge
@@ -303,6 +388,7 @@ function Run:search()
     end
   end
   progress:done()
+  if done < s.evaluations then self:log("the search took %.2f s", boengine.clock() - t_search) end
   local history = opt:history()
   self.new_evaluations = s.evaluations - done
   self.search_seconds = boengine.clock() - t_search
@@ -376,12 +462,19 @@ function Run:score(theta)
   local out = {theta = theta, R = info[self.s.ratio], R_net = info.params_net, flops = info.flops,
                settings = settings_of(info), layers = info.layers}
   if self.rescorer then out.L, out.se = self:distance(theta) end
-  if self.test then out.accuracy = self:accuracy(cand) end
+  if self.test then out.accuracy = self:accuracy(cand, theta) end
   self.scores[key] = out
   return out
 end
 
-function Run:accuracy(net)
+-- Top-1 accuracy of net (θ's network; nil: the original). Under MPI every rank measures its share
+-- of the test split (ds:accuracy is collective): the workers are sent θ first.
+function Run:accuracy(net, theta)
+  parallel.collective("accuracy", {theta = theta})
+  return self:accuracy_here(net)
+end
+
+function Run:accuracy_here(net)
   return self.test:accuracy(net, self.s.test_count and {count = math.min(self.s.test_count, #self.test)} or nil)
 end
 
@@ -639,6 +732,7 @@ function experiment(decl)
                              seed = s.seed + 1}
   end
   run.ends = run:round_ends(s.budget and s.rounds or type(s.gamma) == "table" and #s.gamma or 1)
+  if parallel.rank > 0 then return run:serve() end -- rank 0 searches, writes and speaks for the run
 
   print(string.format("%s: %s; %d parameters searched (%s)", name, source, compress.dim(families),
                       table.concat(compress.names(families), ", ")))

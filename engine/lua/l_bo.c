@@ -597,6 +597,25 @@ static int l_opt_ask(lua_State *L)
     return 1;
 }
 
+/* optimizer:propose(number, told, pending) -> x: proposal `number` seeing the first `told`
+ * evaluations and the pending points (a list, evaluations told + 1 .. number - 1). */
+static int l_opt_propose(lua_State *L)
+{
+    lua_settop(L, 4);
+    bo_session *s = live_opt(L, 1);
+    int d = bo_session_dim(s), m = 0;
+    lua_Integer number = luaL_checkinteger(L, 2), told = luaL_checkinteger(L, 3);
+    if (told < 0 || told > INT_MAX || number < 1)
+        lb_error(L, "optimizer:propose: number must be >= 1 and told >= 0, got %lld and %lld", (long long)number,
+                 (long long)told);
+    double *P = lua_isnil(L, 4) ? NULL : read_points(L, 4, "optimizer:propose: pending", &m, &d);
+    double *x = lb_scratch(L, (size_t)d, sizeof *x);
+    if (bo_session_propose_pending(s, (int64_t)number, (int)told, m, P, x) != 0)
+        lb_lib_error(L);
+    push_numbers(L, x, d);
+    return 1;
+}
+
 static int l_opt_tell(lua_State *L)
 {
     lua_settop(L, 5);
@@ -883,6 +902,7 @@ static const luaL_Reg gp_methods[] = {{"fit", l_gp_fit},       {"predict", l_gp_
 static const luaL_Reg opt_meta[] = {
     {"__gc", opt_release}, {"__close", opt_release}, {"__tostring", opt_tostring}, {NULL, NULL}};
 static const luaL_Reg opt_methods[] = {{"ask", l_opt_ask},         {"tell", l_opt_tell},
+                                       {"propose", l_opt_propose},
                                        {"best", l_opt_best},       {"history", l_opt_history},
                                        {"count", l_opt_count},     {"predict", l_opt_predict},
                                        {"acquisition", l_opt_acquisition}, {"model", l_opt_model},

@@ -7,6 +7,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/par.h"
 #include "core/timer.h"
 #include "lua/l_tensor.h"
 #include "lua/lb.h"
@@ -259,16 +260,19 @@ static int d_get(lua_State *L)
 }
 
 /* Top-1 accuracy of net over the dataset (or its first `count` examples), calling net:forward(x)
- * batch by batch. */
+ * batch by batch. In an MPI run of several ranks (ranks = true, the default there) it is collective:
+ * rank r measures the r-th of `ranks` contiguous shares of the examples and the counts of correct
+ * answers are summed over the ranks, so that every rank returns what one rank alone would. */
 static double run_accuracy(lua_State *L, int64_t *count)
 {
-    static const char *const keys[] = {"batch", "count", NULL};
+    static const char *const keys[] = {"batch", "count", "ranks", NULL};
     dataset *d = ld_check(L, 1);
     lua_settop(L, 3);
     if (lua_getfield(L, 2, "forward") != LUA_TFUNCTION) /* raises for values that cannot be indexed */
         lb_error(L, "%s: accuracy needs a net with a forward method, got %s", ds_name(d), luaL_typename(L, 2));
     int forward = lua_gettop(L);
     lua_Integer batch = 250, limit = ds_size(d);
+    int split = par_ranks() > 1;
     if (!lua_isnoneornil(L, 3)) {
         lb_check_keys(L, 3, "accuracy", keys, 0);
         batch = lb_opt_integer(L, 3, "accuracy", "batch", batch);
@@ -277,17 +281,22 @@ static double run_accuracy(lua_State *L, int64_t *count)
         limit = lb_opt_integer(L, 3, "accuracy", "count", limit);
         if (limit < 1 || limit > ds_size(d))
             lb_error(L, "accuracy: count must be in 1..%lld, got %lld", (long long)ds_size(d), (long long)limit);
+        split = split && lb_opt_boolean(L, 3, "accuracy", "ranks", 1);
     }
-    int64_t n = limit;
-    if (batch > n)
-        batch = n;
+    int64_t n = limit, lo = 0, hi = n;
+    if (split) { /* this rank's share */
+        lo = n * par_rank() / par_ranks();
+        hi = n * (par_rank() + 1) / par_ranks();
+    }
+    if (batch > hi - lo)
+        batch = hi - lo > 0 ? hi - lo : 1;
     int64_t *idx = lb_scratch(L, (size_t)batch, sizeof *idx);
     int *labels = lb_scratch(L, (size_t)batch, sizeof *labels);
     int64_t correct = 0;
     progress p;
-    progress_start(&p, "accuracy", n);
-    for (int64_t first = 0; first < n; first += batch) {
-        int64_t m = n - first < batch ? n - first : batch;
+    progress_start(&p, "accuracy", hi - lo);
+    for (int64_t first = lo; first < hi; first += batch) {
+        int64_t m = hi - first < batch ? hi - first : batch;
         ds_range(d, first, m, idx);
         tensor *x = ds_batch(d, m, idx, labels);
         if (!x)
@@ -306,9 +315,15 @@ static double run_accuracy(lua_State *L, int64_t *count)
         correct += nn_count_correct(y->data, labels, m, y->shape[1]);
         lua_pop(L, 1);
         char extra[64];
-        snprintf(extra, sizeof extra, "accuracy %.4f", (double)correct / (double)(first + m));
+        snprintf(extra, sizeof extra, "accuracy %.4f", (double)correct / (double)(first - lo + m));
         if (timer_now() - p.start > 2.0) /* short runs stay silent */
-            progress_update(&p, first + m, extra);
+            progress_update(&p, first - lo + m, extra);
+    }
+    if (split) { /* counts below 2^53 add exactly as doubles */
+        double c = (double)correct;
+        if (par_sum(&c, 1) != 0)
+            lb_lib_error(L);
+        correct = (int64_t)c;
     }
     if (timer_now() - p.start > 5.0) {
         char extra[64];

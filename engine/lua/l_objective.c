@@ -168,6 +168,8 @@ static int est_evaluate(lua_State *L)
     return 3;
 }
 
+/* est:prepare(): the reference outputs of the whole pool now; collective over the ranks of an MPI
+ * run (each computes its share). */
 static int est_prepare(lua_State *L)
 {
     if (ob_prepare(lo_check(L, 1)) != 0)

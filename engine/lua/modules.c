@@ -8,12 +8,14 @@
 #include "lua/l_data.h"
 #include "lua/l_nn.h"
 #include "lua/l_objective.h"
+#include "lua/l_par.h"
 #include "lua/l_report.h"
 #include "lua/l_tensor.h"
 #include "lua/l_train.h"
 #include "baselines_lua.h"
 #include "declare_lua.h"
 #include "experiment_lua.h"
+#include "parallel_lua.h"
 #include "lua/l_boengine.h"
 #include "prelude_lua.h"
 
@@ -63,6 +65,11 @@ int lb_open_engine(lua_State *L)
     load_chunk(L, prelude_lua, sizeof prelude_lua, "=prelude", NULL);
     load_chunk(L, declare_lua, sizeof declare_lua, "=declare", "boengine.declare");
     load_chunk(L, baselines_lua, sizeof baselines_lua, "=baselines", "boengine.baselines");
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE); /* the ranks' messages, for parallel.lua */
+    lua_pushcfunction(L, luaopen_par);
+    lua_setfield(L, -2, "boengine.par");
+    lua_pop(L, 1);
+    load_chunk(L, parallel_lua, sizeof parallel_lua, "=parallel", "boengine.parallel");
     load_chunk(L, experiment_lua, sizeof experiment_lua, "=experiment", NULL);
     return 0;
 }

@@ -6,6 +6,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/par.h"
 #include "core/rng.h"
 #include "core/timer.h"
 #include "nn/exec.h"
@@ -374,6 +375,46 @@ done:
     return rc;
 }
 
+/* After each rank computed the reference logits of its share [lo_r, hi_r) of the pool: every rank
+ * gets all of them, as doubles summed over the ranks where only the share's owner writes non-zeros
+ * (exact: x + 0 = x), in chunks of rows. */
+static int share_logits(ob_estimator *e, int computed)
+{
+    double c[2] = {computed ? e->classes : 0, computed ? 1 : 0}; /* a rank with no share knows no classes */
+    if (par_sum(c, 2) != 0)
+        return -1;
+    if (c[1] < 1)
+        return 0;
+    int classes = (int)(c[0] / c[1] + 0.5);
+    if (!e->ref_logits) {
+        e->classes = classes;
+        if (!(e->ref_logits = malloc((size_t)e->pool_n * classes * sizeof *e->ref_logits)))
+            return err_set("out of memory");
+    }
+    int64_t rows = ((int64_t)1 << 22) / classes + 1;
+    double *buf = malloc((size_t)(rows < e->pool_n ? rows : e->pool_n) * classes * sizeof *buf);
+    if (!buf)
+        return err_set("out of memory");
+    int64_t lo = e->pool_n * par_rank() / par_ranks(), hi = e->pool_n * (par_rank() + 1) / par_ranks();
+    int rc = 0;
+    for (int64_t first = 0; first < e->pool_n && rc == 0; first += rows) {
+        int64_t m = e->pool_n - first < rows ? e->pool_n - first : rows;
+        for (int64_t i = 0; i < m; i++) {
+            int mine = first + i >= lo && first + i < hi;
+            for (int j = 0; j < classes; j++)
+                buf[i * classes + j] = mine ? e->ref_logits[(first + i) * classes + j] : 0.0;
+        }
+        rc = par_sum(buf, (int)(m * classes));
+        for (int64_t i = 0; rc == 0 && i < m; i++) {
+            for (int j = 0; j < classes; j++)
+                e->ref_logits[(first + i) * classes + j] = (float)buf[i * classes + j];
+            e->ref_have[first + i] = 1;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
 int ob_prepare(ob_estimator *e)
 {
     if (e->kind != OB_FNORM)
@@ -381,20 +422,30 @@ int ob_prepare(ob_estimator *e)
     int64_t chunk = reference_batch(e), *pos = malloc((size_t)chunk * sizeof *pos);
     if (!pos)
         return err_set("out of memory");
+    /* over the ranks of an MPI run each computes its share of the pool, then all are shared */
+    int64_t lo = e->pool_n * par_rank() / par_ranks(), hi = e->pool_n * (par_rank() + 1) / par_ranks();
     progress p;
-    progress_start(&p, "reference outputs", e->pool_n);
+    progress_start(&p, "reference outputs", hi - lo);
     int rc = 0;
-    for (int64_t first = 0; first < e->pool_n && rc == 0; first += chunk) {
-        int64_t m = e->pool_n - first < chunk ? e->pool_n - first : chunk, k = 0;
+    for (int64_t first = lo; first < hi && rc == 0; first += chunk) {
+        int64_t m = hi - first < chunk ? hi - first : chunk, k = 0;
         for (int64_t i = 0; i < m; i++)
             if (!e->ref_have[first + i])
                 pos[k++] = first + i;
         if (k)
             rc = reference_logits(e, k, pos, NULL);
-        progress_update(&p, first + m, NULL);
+        progress_update(&p, first - lo + m, NULL);
     }
     progress_end(&p, NULL);
     free(pos);
+    if (par_ranks() > 1) { /* collective: a rank that failed still takes part, then all fail */
+        double failed = rc != 0;
+        if (par_sum(&failed, 1) != 0)
+            return -1;
+        if (failed > 0)
+            return rc != 0 ? rc : err_set("computing the reference outputs failed on another rank");
+        rc = share_logits(e, e->ref_logits != NULL && hi > lo);
+    }
     return rc;
 }
 

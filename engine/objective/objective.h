@@ -56,7 +56,9 @@ int ob_evaluate(ob_estimator *e, nn_net *candidate, int64_t index, ob_result *r)
 /* The dataset indices (0-based) of evaluation index's sample, n of them in draw order. */
 int ob_sample_indices(const ob_estimator *e, int64_t index, int64_t *out);
 
-/* Computes the reference logits of the whole pool now (fnorm), with a progress bar. */
+/* Computes the reference logits of the whole pool now (fnorm), with a progress bar. In an MPI run
+ * of several ranks it is collective: each rank computes a contiguous share of the pool and every
+ * rank receives all of them (the same values as one rank computes). */
 int ob_prepare(ob_estimator *e);
 
 /* Pool examples whose reference logits are known (fnorm; 0 for risk). */

@@ -1,0 +1,213 @@
+#include "core/par.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+#ifdef BOENGINE_MPI
+#include <mpi.h>
+
+static int active, rank_, ranks_ = 1;
+
+/* Started by a launcher: Open MPI's mpirun, a PMI or PMIx launcher (srun, MPICH's hydra), or asked. */
+static int launched(void)
+{
+    const char *force = getenv("BOENGINE_MPI");
+    if (force && strcmp(force, "1") == 0)
+        return 1;
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+}
+
+static int mpi_fail(const char *what, int rc)
+{
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS)
+        snprintf(text, sizeof text, "error %d", rc);
+    return err_set("MPI: %s: %s", what, text);
+}
+
+int par_init(int *argc, char ***argv)
+{
+    if (active || !launched())
+        return 0;
+    int provided, rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    if (rc != MPI_SUCCESS)
+        return err_set("MPI_Init_thread failed (error %d)", rc);
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN); /* errors as values, not aborts */
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &ranks_);
+    active = 1;
+    return 0;
+}
+
+int par_compiled(void) { return 1; }
+int par_active(void) { return active; }
+int par_rank(void) { return rank_; }
+int par_ranks(void) { return ranks_; }
+
+int par_barrier(void)
+{
+    if (!active)
+        return 0;
+    int rc = MPI_Barrier(MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? 0 : mpi_fail("barrier", rc);
+}
+
+int par_sum(double *v, int n)
+{
+    if (!active || n <= 0)
+        return 0;
+    int rc = MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? 0 : mpi_fail("sum over the ranks", rc);
+}
+
+int par_broadcast(char **buf, size_t *len, int root)
+{
+    if (!active)
+        return 0;
+    if (*len > INT_MAX && rank_ == root)
+        return err_set("MPI: a broadcast of %zu bytes is too long", *len);
+    int n = (int)*len, rc = MPI_Bcast(&n, 1, MPI_INT, root, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail("broadcast", rc);
+    if (rank_ != root) {
+        if (!(*buf = malloc((size_t)n + 1)))
+            return err_set("out of memory receiving a broadcast of %d bytes", n);
+        (*buf)[n] = '\0';
+        *len = (size_t)n;
+    }
+    rc = MPI_Bcast(*buf, n, MPI_CHAR, root, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) {
+        if (rank_ != root) {
+            free(*buf);
+            *buf = NULL;
+        }
+        return mpi_fail("broadcast", rc);
+    }
+    return 0;
+}
+
+int par_send(int dest, int tag, const char *buf, size_t len)
+{
+    if (!active)
+        return err_set("MPI: no other rank to send to (not started by a launcher)");
+    if (dest < 0 || dest >= ranks_)
+        return err_set("MPI: no rank %d (ranks 0 to %d)", dest, ranks_ - 1);
+    if (len > INT_MAX)
+        return err_set("MPI: a message of %zu bytes is too long", len);
+    int rc = MPI_Send(buf, (int)len, MPI_CHAR, dest, tag, MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? 0 : mpi_fail("send", rc);
+}
+
+int par_recv(int source, int tag, char **out, size_t *len, int *from, int *tag_out)
+{
+    if (!active)
+        return err_set("MPI: no other rank to receive from (not started by a launcher)");
+    MPI_Status st;
+    int rc = MPI_Probe(source < 0 ? MPI_ANY_SOURCE : source, tag < 0 ? MPI_ANY_TAG : tag, MPI_COMM_WORLD, &st);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail("probe", rc);
+    int n;
+    MPI_Get_count(&st, MPI_CHAR, &n);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf)
+        return err_set("out of memory receiving a message of %d bytes", n);
+    rc = MPI_Recv(buf, n, MPI_CHAR, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) {
+        free(buf);
+        return mpi_fail("receive", rc);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = (size_t)n;
+    if (from)
+        *from = st.MPI_SOURCE;
+    if (tag_out)
+        *tag_out = st.MPI_TAG;
+    return 0;
+}
+
+int par_conclude(int ok, const char *progname, const char *msg)
+{
+    if (!active) {
+        if (!ok && msg)
+            fprintf(stderr, "%s: %s\n", progname, msg);
+        return !ok;
+    }
+    if (rank_ == 0) {
+        for (int r = 1; r < ranks_; r++)
+            MPI_Send("", 0, MPI_CHAR, r, PAR_TAG_STOP, MPI_COMM_WORLD);
+    } else if (!ok) {
+        const char *m = msg ? msg : "failed";
+        MPI_Send(m, (int)strlen(m), MPI_CHAR, 0, PAR_TAG_ERROR, MPI_COMM_WORLD);
+    }
+    int failed = !ok, any = 0, me = ok ? INT_MAX : rank_, first = INT_MAX;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!ok && first == rank_) {
+        if (rank_ > 0)
+            fprintf(stderr, "%s: rank %d: %s\n", progname, rank_, msg ? msg : "failed");
+        else
+            fprintf(stderr, "%s: %s\n", progname, msg ? msg : "failed");
+        fflush(stderr);
+    }
+    MPI_Finalize();
+    active = 0;
+    return any;
+}
+
+#else /* one rank, no MPI */
+
+int par_init(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    return 0;
+}
+int par_compiled(void) { return 0; }
+int par_active(void) { return 0; }
+int par_rank(void) { return 0; }
+int par_ranks(void) { return 1; }
+int par_barrier(void) { return 0; }
+int par_sum(double *v, int n)
+{
+    (void)v;
+    (void)n;
+    return 0;
+}
+int par_broadcast(char **buf, size_t *len, int root)
+{
+    (void)buf;
+    (void)len;
+    (void)root;
+    return 0;
+}
+int par_send(int dest, int tag, const char *buf, size_t len)
+{
+    (void)tag;
+    (void)buf;
+    (void)len;
+    return err_set("MPI: no rank %d: this boengine was built without MPI", dest);
+}
+int par_recv(int source, int tag, char **out, size_t *len, int *from, int *tag_out)
+{
+    (void)source;
+    (void)tag;
+    (void)out;
+    (void)len;
+    (void)from;
+    (void)tag_out;
+    return err_set("MPI: nothing to receive: this boengine was built without MPI");
+}
+int par_conclude(int ok, const char *progname, const char *msg)
+{
+    if (!ok && msg)
+        fprintf(stderr, "%s: %s\n", progname, msg);
+    return !ok;
+}
+
+#endif
