@@ -507,7 +507,7 @@ local TIME_PARTS = {
   {"bo.acquisition", "acquisition"},
 }
 
--- {wall, evaluations, reference_images, parts = {{key, label, seconds, calls}, ..., other}, compile}
+-- {wall, evaluations, reference_images, pool, parts = {{key, label, seconds, calls}, ..., other}, compile, compiles}
 function Run:time_split(before, wall)
   local now, parts, sum = boengine.timing(), {}, 0
   local function delta(key)
@@ -522,7 +522,7 @@ function Run:time_split(before, wall)
   parts[#parts + 1] = {key = "other", label = "other (journal, Lua, rounds)", seconds = math.max(0, wall - sum), calls = 0}
   local compile, compiles = delta("nn.compile")
   return {wall = wall, evaluations = self.evaluated or 0, parts = parts, compile = compile, compiles = compiles,
-          reference_images = self.estimator.known and self.estimator:known() or 0}
+          reference_images = self.estimator.known and self.estimator:known() or 0, pool = self.estimator:pool()}
 end
 
 function Run:write_time_split(t)
