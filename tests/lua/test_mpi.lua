@@ -162,5 +162,20 @@ tap.ok(not oky and nl == 1 and erry:find("rank 1: no memory left for evaluation 
        "an error on a worker: the run stops, one line names the rank")
 if nl ~= 1 then tap.diag(erry) end
 
+write("collective.lua", [[
+local net = nn.load(boengine.root .. "/results/models/fmnist_mlp.safetensors")
+local ds = data.fashion_mnist{split = "test"}
+if boengine.rank == 1 then -- fails before its share of a collective measurement, and says so in the sum
+  require("boengine.par").sum{0, 1}
+  boengine.fail("no space left on the node's disk")
+end
+ds:accuracy(net, {count = 200})
+]])
+local okz, _, errz = in_dir(mpirun(2) .. bin .. " collective.lua")
+_, nl = errz:gsub("\n", "")
+tap.ok(not okz and nl == 1 and errz:find("rank 1: collective.lua:5: no space left", 1, true),
+       "a rank failing in a collective accuracy: the run stops, one line names that rank and its error")
+if nl ~= 1 then tap.diag(errz) end
+
 os.execute("rm -rf " .. dir)
 tap.done()
