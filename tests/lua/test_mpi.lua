@@ -1,4 +1,5 @@
--- Runs over MPI ranks (mpirun -n 2/3 --oversubscribe): the declaration runner gives the journal and
+-- Runs over MPI ranks (mpirun -n 2/3 --oversubscribe): the declaration runner (sync, and async over a
+-- budget's rounds) gives the journal and
 -- the outputs of a one-rank run of the same q; ds:accuracy split over the ranks equals one rank's;
 -- an asynchronous run killed and started again ends with the journal of the uninterrupted one-rank
 -- reference; an error on a worker or bad input is reported on one line. Skipped, saying why, where
@@ -58,6 +59,19 @@ local s1, s2 = body(dir .. "/results/one/summary.csv"), body(dir .. "/results/tw
 tap.ok(s1 == s2 and s1:find("original", 1, true), "the same summary: chosen network, L on the fixed sample, top-1 "
        .. "accuracy measured over both ranks")
 tap.ok(out2:find("chosen (evaluation", 1, true) and not err2:find("rank 1", 1, true), "rank 0 alone speaks for the run")
+
+-- The budget's rounds, asynchronous on 3 ranks (2 workers, q = 2 by default): one rank's journal again.
+write("experiments/mlpb.lua", [[
+experiment{model = "fmnist_mlp", compress = {{family = "svd", layers = "*"}}, budget = 0.4, rounds = 2, samples = 20,
+           evaluations = 10, init = 4, rescore = 40, test_count = 301, save = false, uniform = false}
+]])
+local oka1, _, erra1 = in_dir(bin .. " --threads 1 experiments/mlpb.lua mode=async batch=2 name=as1")
+local oka3, _, erra3 = in_dir(mpirun(3) .. bin .. " --threads 1 experiments/mlpb.lua mode=async name=as3")
+local ja1, ja3 = journal(dir .. "/results/as1/journal.jsonl"), journal(dir .. "/results/as3/journal.jsonl")
+tap.ok(oka1 and oka3 and erra3:find("3 ranks, q = 2 (async)", 1, true) and ja1 and ja1 == ja3 and
+       body(dir .. "/results/as1/summary.csv") == body(dir .. "/results/as3/summary.csv"),
+       "a budget's rounds, asynchronous on 3 ranks: the journal and summary of one rank with q = 2")
+if not (oka1 and oka3) then tap.diag(erra1 .. erra3) end
 
 -- 2. ds:accuracy split over the ranks: the count of correct answers is summed, so the accuracy is
 -- one rank's, for a count the ranks do not divide evenly.
