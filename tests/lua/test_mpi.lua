@@ -1,9 +1,9 @@
--- Runs over MPI ranks (mpirun -n 2/3 --oversubscribe): the declaration runner (sync, and async over a
--- budget's rounds) gives the journal and
--- the outputs of a one-rank run of the same q; ds:accuracy split over the ranks equals one rank's;
--- an asynchronous run killed and started again ends with the journal of the uninterrupted one-rank
--- reference; an error on a worker or bad input is reported on one line. Skipped, saying why, where
--- boengine was built without MPI or mpirun is missing.
+-- Runs over MPI ranks (mpirun -n 2/3 --oversubscribe): the declaration runner, synchronous and
+-- asynchronous over a budget's rounds, writes the journal and the outputs of a one-rank run of the
+-- same q; ds:accuracy and est:prepare() split over the ranks give one rank's values; an
+-- asynchronous run killed and started again ends with the journal of the uninterrupted one-rank
+-- reference; bad input, an error on a worker and one inside a collective are reported on one line.
+-- Skipped, saying why, where boengine was built without MPI or mpirun is missing.
 local tap = require "tap"
 local files = require "files"
 local par = require "boengine.par"
