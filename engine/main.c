@@ -285,10 +285,10 @@ int main(int argc, char **argv)
             par_conclude(1, progname, NULL);
         return rc > 0 ? EXIT_SUCCESS : 2;
     }
-    if (par_rank() > 0) { /* workers evaluate; rank 0 speaks for the run (and prints its errors) */
+    if (par_rank() > 0) { /* workers evaluate; rank 0 speaks for the run (par_conclude prints errors) */
         o.quiet = 1;
         if (!freopen("/dev/null", "w", stdout))
-            o.quiet = 1;
+            fprintf(stderr, "%s: rank %d: cannot silence its output\n", progname, par_rank());
     }
     if (o.threads > 0)
         omp_set_num_threads(o.threads);

@@ -6,14 +6,14 @@
 --     the shipped Fashion-MNIST MLP (SVD of its three layers, y = R + 0.1 L). The proposals of a q
 --     and a mode do not depend on the ranks (boengine.parallel), so one rank computes exactly what N
 --     ranks would.
---   mpirun -n N boengine --threads 1 scripts/bench_mpi.lua busy [spin=0.4] [evals=16]
---     (b) wall time of a search whose evaluations are a busy loop of `spin` seconds (Branin, q = N)
+--   mpirun -n N boengine --threads 1 scripts/bench_mpi.lua busy [work=2e7] [evals=16]
+--     (b) wall time of a search whose evaluations are `work` iterations of arithmetic (Branin, q = N)
 --   boengine scripts/bench_mpi.lua sim seconds=FILE [tp=S] [out=...]
 --     (c) N = 8 .. 64 ranks simulated, evaluation times drawn from FILE (one per line, measured):
 --     utilization of the synchronous and the asynchronous mode
 local parallel = require "boengine.parallel"
 local what = arg[1] or "quality"
-local opt = {seeds = 10, cseeds = 4, out = "results/bench_mpi", spin = 0.4, evals = 16, tp = 0.05}
+local opt = {seeds = 10, cseeds = 4, out = "results/bench_mpi", work = 20000000, evals = 16, tp = 0.05}
 for i = 2, #arg do
   local k, v = arg[i]:match("^(%w+)=(.*)$")
   if not k then boengine.fail("bench_mpi: arguments are KEY=VALUE, got " .. arg[i]) end
@@ -107,12 +107,13 @@ if what == "quality" then
                rows = rows, provenance = {seed = 1, experiment = "bench_mpi quality"}}
 
 elseif what == "busy" then
-  -- every rank: the same search, rank 0 proposing, evaluations a busy loop of opt.spin seconds
+  -- every rank: the same search, rank 0 proposing, evaluations a fixed amount of arithmetic (work
+  -- iterations: the same CPU time whatever the machine's load, unlike a loop that watches the clock)
   local function f(x)
-    local t0 = boengine.clock()
+    local t0, c0 = boengine.clock(), os.clock()
     local s = 0
-    while boengine.clock() - t0 < opt.spin do s = s + 1 end
-    return {y = bo.functions.branin(x), seconds = boengine.clock() - t0}
+    for i = 1, opt.work do s = s + (i % 7) * 0.5 end
+    return {y = bo.functions.branin(x) + s * 0, seconds = boengine.clock() - t0, cpu = os.clock() - c0}
   end
   if parallel.rank > 0 then
     parallel.serve{evaluate = function(t) return f(t.x) end}
@@ -120,11 +121,12 @@ elseif what == "busy" then
   end
   local o = bo.optimizer{bounds = bo.functions.info("branin").bounds, seed = 1, init = 4}
   local t0 = boengine.clock()
+  local cpu = 0
   local st = parallel.search{optimizer = o, first = 1, upto = opt.evals, init = 4, batch = parallel.ranks,
                              mode = "sync", evaluate = function(x) return f(x) end,
-                             tell = function(x, i, r) o:tell(x, r.y) end}
-  print(string.format("ranks %d evaluations %d wall %.3f busy %.3f", parallel.ranks, opt.evals,
-                      boengine.clock() - t0, st.busy))
+                             tell = function(x, i, r) o:tell(x, r.y); cpu = cpu + r.cpu end}
+  print(string.format("ranks %d evaluations %d wall %.3f busy %.3f cpu %.3f", parallel.ranks, opt.evals,
+                      boengine.clock() - t0, st.busy, cpu))
 
 elseif what == "sim" then
   -- evaluation times: the measured ones, drawn with replacement

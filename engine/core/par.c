@@ -146,8 +146,25 @@ int par_conclude(int ok, const char *progname, const char *msg)
         MPI_Send(m, (int)strlen(m), MPI_CHAR, 0, PAR_TAG_ERROR, MPI_COMM_WORLD);
     }
     int failed = !ok, any = 0, me = ok ? INT_MAX : rank_, first = INT_MAX;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    /* rank 0 failed because another did (a collective measurement): the other's line says why */
+    if (!ok && rank_ == 0 && any > 1 && msg && strstr(msg, "another rank")) {
+        MPI_Status st;
+        int n = 0;
+        if (MPI_Probe(MPI_ANY_SOURCE, PAR_TAG_ERROR, MPI_COMM_WORLD, &st) == MPI_SUCCESS &&
+            MPI_Get_count(&st, MPI_CHAR, &n) == MPI_SUCCESS) {
+            char *text = malloc((size_t)n + 1);
+            if (text && MPI_Recv(text, n, MPI_CHAR, st.MPI_SOURCE, PAR_TAG_ERROR, MPI_COMM_WORLD, MPI_STATUS_IGNORE) ==
+                            MPI_SUCCESS) {
+                text[n] = '\0';
+                fprintf(stderr, "%s: rank %d: %s\n", progname, st.MPI_SOURCE, text);
+                fflush(stderr);
+                first = -1; /* said */
+            }
+            free(text);
+        }
+    }
     if (!ok && first == rank_) {
         if (rank_ > 0)
             fprintf(stderr, "%s: rank %d: %s\n", progname, rank_, msg ? msg : "failed");
@@ -157,7 +174,7 @@ int par_conclude(int ok, const char *progname, const char *msg)
     }
     MPI_Finalize();
     active = 0;
-    return any;
+    return any > 0;
 }
 
 #else /* one rank, no MPI */

@@ -36,8 +36,10 @@ int par_recv(int source, int tag, char **out, size_t *len, int *from, int *tag_o
 /* The end of a run on every rank: ok says whether this rank succeeded and msg (NULL when ok) is its
  * one-line error. Rank 0 first releases the workers waiting for tasks (PAR_TAG_STOP); a worker that
  * failed tells rank 0 (PAR_TAG_ERROR), so that a rank 0 waiting for its result stops. Then the
- * ranks agree: the lowest rank that failed prints its line ("boengine: rank R: ..." for R > 0) and
- * every rank returns 0 when all succeeded, 1 otherwise. MPI is finalized. Without MPI, prints msg. */
+ * ranks agree: the lowest rank that failed prints its line ("boengine: rank R: ..." for R > 0), but
+ * when rank 0 failed because another rank did (its message says "another rank"), that rank's line
+ * is printed instead. Every rank returns 0 when all succeeded, 1 otherwise. MPI is finalized.
+ * Without MPI, prints msg. */
 int par_conclude(int ok, const char *progname, const char *msg);
 
 #endif

@@ -318,10 +318,16 @@ end
 function Run:serve()
   parallel.serve{
     evaluate = function(t) return self:timed_evaluate(t.x, t.i) end,
-    accuracy = function(t)
-      if not t.theta then return self:accuracy_here(self.net) end
-      local cand <close> = self:apply(t.theta)
-      return self:accuracy_here(cand)
+    accuracy = function(t) -- collective: a failure before the sum still takes part in it
+      local ok, err = pcall(function()
+        if not t.theta then return self:accuracy_here(self.net) end
+        local cand <close> = self:apply(t.theta)
+        return self:accuracy_here(cand)
+      end)
+      if not ok then
+        if not tostring(err):find("failed on another rank", 1, true) then require("boengine.par").sum{0, 1} end
+        error(err, 0)
+      end
     end,
   }
   require("boengine.par").finish()

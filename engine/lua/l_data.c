@@ -262,7 +262,9 @@ static int d_get(lua_State *L)
 /* Top-1 accuracy of net over the dataset (or its first `count` examples), calling net:forward(x)
  * batch by batch. In an MPI run of several ranks (ranks = true, the default there) it is collective:
  * rank r measures the r-th of `ranks` contiguous shares of the examples and the counts of correct
- * answers are summed over the ranks, so that every rank returns what one rank alone would. */
+ * answers are summed over the ranks (with a count of failed ranks: a rank whose measurement failed
+ * before its sum takes part with par.sum{0, 1}, and the others fail too), so that every rank returns
+ * what one rank alone would. */
 static double run_accuracy(lua_State *L, int64_t *count)
 {
     static const char *const keys[] = {"batch", "count", "ranks", NULL};
@@ -319,11 +321,13 @@ static double run_accuracy(lua_State *L, int64_t *count)
         if (timer_now() - p.start > 2.0) /* short runs stay silent */
             progress_update(&p, first - lo + m, extra);
     }
-    if (split) { /* counts below 2^53 add exactly as doubles */
-        double c = (double)correct;
-        if (par_sum(&c, 1) != 0)
+    if (split) { /* counts below 2^53 add exactly as doubles; a rank that failed before sends {0, 1} */
+        double c[2] = {(double)correct, 0};
+        if (par_sum(c, 2) != 0)
             lb_lib_error(L);
-        correct = (int64_t)c;
+        if (c[1] > 0)
+            lb_error(L, "%s: accuracy: the measurement failed on another rank", ds_name(d));
+        correct = (int64_t)c[0];
     }
     if (timer_now() - p.start > 5.0) {
         char extra[64];

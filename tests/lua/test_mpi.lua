@@ -1,8 +1,9 @@
--- Runs over MPI ranks (mpirun -n 2/3 --oversubscribe): the declaration runner gives the journal and
--- the outputs of a one-rank run of the same q; ds:accuracy split over the ranks equals one rank's;
--- an asynchronous run killed and started again ends with the journal of the uninterrupted one-rank
--- reference; an error on a worker or bad input is reported on one line. Skipped, saying why, where
--- boengine was built without MPI or mpirun is missing.
+-- Runs over MPI ranks (mpirun -n 2/3 --oversubscribe): the declaration runner, synchronous and
+-- asynchronous over a budget's rounds, writes the journal and the outputs of a one-rank run of the
+-- same q; ds:accuracy and est:prepare() split over the ranks give one rank's values; an
+-- asynchronous run killed and started again ends with the journal of the uninterrupted one-rank
+-- reference; bad input, an error on a worker and one inside a collective are reported on one line.
+-- Skipped, saying why, where boengine was built without MPI or mpirun is missing.
 local tap = require "tap"
 local files = require "files"
 local par = require "boengine.par"
@@ -58,6 +59,19 @@ local s1, s2 = body(dir .. "/results/one/summary.csv"), body(dir .. "/results/tw
 tap.ok(s1 == s2 and s1:find("original", 1, true), "the same summary: chosen network, L on the fixed sample, top-1 "
        .. "accuracy measured over both ranks")
 tap.ok(out2:find("chosen (evaluation", 1, true) and not err2:find("rank 1", 1, true), "rank 0 alone speaks for the run")
+
+-- The budget's rounds, asynchronous on 3 ranks (2 workers, q = 2 by default): one rank's journal again.
+write("experiments/mlpb.lua", [[
+experiment{model = "fmnist_mlp", compress = {{family = "svd", layers = "*"}}, budget = 0.4, rounds = 2, samples = 20,
+           evaluations = 10, init = 4, rescore = 40, test_count = 301, save = false, uniform = false}
+]])
+local oka1, _, erra1 = in_dir(bin .. " --threads 1 experiments/mlpb.lua mode=async batch=2 name=as1")
+local oka3, _, erra3 = in_dir(mpirun(3) .. bin .. " --threads 1 experiments/mlpb.lua mode=async name=as3")
+local ja1, ja3 = journal(dir .. "/results/as1/journal.jsonl"), journal(dir .. "/results/as3/journal.jsonl")
+tap.ok(oka1 and oka3 and erra3:find("3 ranks, q = 2 (async)", 1, true) and ja1 and ja1 == ja3 and
+       body(dir .. "/results/as1/summary.csv") == body(dir .. "/results/as3/summary.csv"),
+       "a budget's rounds, asynchronous on 3 ranks: the journal and summary of one rank with q = 2")
+if not (oka1 and oka3) then tap.diag(erra1 .. erra3) end
 
 -- 2. ds:accuracy split over the ranks: the count of correct answers is summed, so the accuracy is
 -- one rank's, for a count the ranks do not divide evenly.
@@ -161,6 +175,21 @@ _, nl = erry:gsub("\n", "")
 tap.ok(not oky and nl == 1 and erry:find("rank 1: no memory left for evaluation 3", 1, true),
        "an error on a worker: the run stops, one line names the rank")
 if nl ~= 1 then tap.diag(erry) end
+
+write("collective.lua", [[
+local net = nn.load(boengine.root .. "/results/models/fmnist_mlp.safetensors")
+local ds = data.fashion_mnist{split = "test"}
+if boengine.rank == 1 then -- fails before its share of a collective measurement, and says so in the sum
+  require("boengine.par").sum{0, 1}
+  boengine.fail("no space left on the node's disk")
+end
+ds:accuracy(net, {count = 200})
+]])
+local okz, _, errz = in_dir(mpirun(2) .. bin .. " collective.lua")
+_, nl = errz:gsub("\n", "")
+tap.ok(not okz and nl == 1 and errz:find("rank 1: collective.lua:5: no space left", 1, true),
+       "a rank failing in a collective accuracy: the run stops, one line names that rank and its error")
+if nl ~= 1 then tap.diag(errz) end
 
 os.execute("rm -rf " .. dir)
 tap.done()
