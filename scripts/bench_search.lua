@@ -111,7 +111,8 @@ local function shown(path)
   return (path:gsub(here:gsub("%p", "%%%0"), ""))
 end
 local b = s.compress[1] and s.compress[1].bounds
-local bounds = type(b) == "table" and type(b[1]) == "number" and string.format("[%g, %g]", b[1], b[2]) or "the declared bounds"
+local bounds = type(b) == "table" and type(b[1]) == "number" and string.format("[%g, %g]", b[1], b[2])
+               or "the declared bounds"
 local lines = {}
 local function add(fmt, ...) lines[#lines + 1] = select("#", ...) > 0 and string.format(fmt, ...) or fmt end
 local cpuinfo = read_file("/proc/cpuinfo") or ""
