@@ -104,8 +104,15 @@ local function pct(x) return string.format("%.0f%%", 100 * x) end
 local function sec(x) return x >= 100 and string.format("%.0f", x) or x >= 10 and string.format("%.1f", x)
                               or string.format("%.2f", x) end
 
+-- paths inside the project are shown relative to it (the report is committed)
+local function shown(path)
+  local here = (os.getenv("PWD") or "") .. "/"
+  if here == "/" then return path end
+  return (path:gsub(here:gsub("%p", "%%%0"), ""))
+end
 local b = s.compress[1] and s.compress[1].bounds
-local bounds = type(b) == "table" and type(b[1]) == "number" and string.format("[%g, %g]", b[1], b[2]) or "the declared bounds"
+local bounds = type(b) == "table" and type(b[1]) == "number" and string.format("[%g, %g]", b[1], b[2])
+               or "the declared bounds"
 local lines = {}
 local function add(fmt, ...) lines[#lines + 1] = select("#", ...) > 0 and string.format(fmt, ...) or fmt end
 local cpuinfo = read_file("/proc/cpuinfo") or ""
@@ -124,8 +131,8 @@ add("The search: `%s` (%s): VGG16 at 224Ã—224 (%s), VH on all 13 convolutions, Î
     .. "break-even rank, n = %d images per evaluation from %s (%d images), %d evaluations, budget %s, "
     .. "acquisition %s. Run through the declaration runner itself (experiment{...}); its re-scoring, "
     .. "accuracy, uniform baseline and saved model are switched off, so the time below is the search.",
-    command, opt.declaration, s.weights and ("weights " .. s.weights) or "random weights", bounds,
-    n, opt.data, t.pool or 0, #result.history, tostring(s.budget or s.gamma), s.acquisition)
+    shown(command), opt.declaration, s.weights and ("weights " .. s.weights) or "random weights", bounds,
+    n, shown(opt.data), t.pool or 0, #result.history, tostring(s.budget or s.gamma), s.acquisition)
 add("")
 add("## Where the time went")
 add("")

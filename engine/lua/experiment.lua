@@ -525,7 +525,8 @@ function Run:time_split(before, wall)
     parts[#parts + 1] = {key = p[1], label = p[2], seconds = sec, calls = calls}
     sum = sum + sec
   end
-  parts[#parts + 1] = {key = "other", label = "other (journal, Lua, rounds)", seconds = math.max(0, wall - sum), calls = 0}
+  parts[#parts + 1] = {key = "other", label = "other (journal, Lua, rounds)", seconds = math.max(0, wall - sum),
+                       calls = 0}
   local compile, compiles = delta("nn.compile")
   return {wall = wall, evaluations = self.evaluated or 0, parts = parts, compile = compile, compiles = compiles,
           reference_images = self.estimator.known and self.estimator:known() or 0, pool = self.estimator:pool()}

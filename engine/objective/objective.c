@@ -282,7 +282,8 @@ static int reference_pass(ob_estimator *e, int64_t b, int64_t m, const int64_t *
                           const tensor *x, tensor *batch)
 {
     double t = timer_now(); /* accounted per pass: the account's calls count the passes */
-    int64_t decode = 0, *dpos = malloc((size_t)(m ? m : 1) * sizeof *dpos), *drow = malloc((size_t)(m ? m : 1) * sizeof *drow);
+    size_t cap = (size_t)(m ? m : 1);
+    int64_t decode = 0, *dpos = malloc(cap * sizeof *dpos), *drow = malloc(cap * sizeof *drow);
     tensor *y = NULL, *fresh = NULL;
     int rc = -1;
     if (!dpos || !drow) {
@@ -301,7 +302,8 @@ static int reference_pass(ob_estimator *e, int64_t b, int64_t m, const int64_t *
         if (!(fresh = inputs(e, decode, dpos)))
             goto done;
         for (int64_t j = 0; j < decode; j++)
-            memcpy(batch->data + drow[j] * e->example, fresh->data + j * e->example, (size_t)e->example * sizeof(float));
+            memcpy(batch->data + drow[j] * e->example, fresh->data + j * e->example,
+                   (size_t)e->example * sizeof(float));
     }
     memset(batch->data + m * e->example, 0, (size_t)((b - m) * e->example) * sizeof(float));
     if (!(y = nn_forward(e->ref, batch)))
