@@ -468,7 +468,8 @@ int bo_ask_pending(bo *b, int64_t number, int told, int m, const double *pending
         free(u);
         return err_set("out of memory");
     }
-    memcpy(U, b->U, (size_t)told * d * sizeof *U);
+    if (told > 0) /* b->U is NULL before the first tell */
+        memcpy(U, b->U, (size_t)told * d * sizeof *U);
     int rc = 0;
     for (int i = 0; i < m && rc == 0; i++) {
         const double *p = pending + (size_t)i * d;
