@@ -562,11 +562,16 @@ function Run:write_evaluations(history, rounds)
   local rows = {}
   for k, rec in ipairs(history) do
     local info, round = rec.info, round_of(rounds, rec.i)
-    local row = {rec.i, round.index, round.gamma} -- a budget's design is told before γ₁ is known
-    for _, v in ipairs(rec.x) do row[#row + 1] = v end
-    for j = 1, #names do row[#row + 1] = info.settings[j] end
+    -- by position: a cell may be nil (γ before γ₁ is known or for a baseline, an unknown SE), and a
+    -- nil must leave its cell empty rather than shift the rest of the row
+    local row, n = {rec.i, round.index, round.gamma}, 3
+    local function put(v) n = n + 1; row[n] = v end
+    for j = 1, #names do put(rec.x[j]) end
+    for j = 1, #names do put(info.settings[j]) end
     local y = scalarize(info, round.gamma)
-    for _, v in ipairs({info.R, info.R_net, info.flops, info.L, info.se, y, info.seconds}) do row[#row + 1] = v end
+    for _, v in ipairs({"R", "R_net", "flops", "L", "se"}) do put(info[v]) end
+    put(y)
+    put(info.seconds)
     rows[k] = row
   end
   self:table("evaluations", "every evaluation", columns, rows)

@@ -53,6 +53,14 @@ for _, rec in ipairs(r.history) do
 end
 tap.ok(onto and differ2, "random under a budget: each proposal moved onto R = B (0.24 < R <= 0.25)")
 tap.ok(r.chosen.R <= 0.25 and r.chosen.R > 0.249, "random: the chosen network fills the budget: R " .. r.chosen.R)
+-- its evaluations table: no γ for a baseline, yet every cell under its own column
+local ev, header = files.csv(dir .. "/results/random/evaluations.csv")
+local aligned = ev and #ev == #r.history and #header == 3 + 2 * 3 + 7
+for k, row in ipairs(ev or {}) do
+  local info = r.history[k].info
+  aligned = aligned and row.gamma == "" and row.R == info.R and row.L == info.L and row["theta svd:fc1"] == r.history[k].x[1]
+end
+tap.ok(aligned, "random: evaluations.csv holds each evaluation's θ, R and L in their columns (the γ cell empty)")
 local u = experiment(with{strategy = "uniform", evaluations = 2, init = 1, name = "uniform"})
 local x = u.history[1].x
 tap.ok(math.abs(x[1] - x[2]) < 1e-12 and math.abs(x[2] - x[3]) < 1e-12 and u.history[1].info.R <= 0.25,
