@@ -314,9 +314,10 @@ for _, p in ipairs(o.problems) do
     nseeds = math.max(nseeds, #list)
     if #list > 0 and (m == "uniform" or m == "greedy") then
       local L = quantile(column(list, "L"), 0.5)
+      local n = math.floor(quantile(column(list, "evaluations"), 0.5) + 0.5)
       hlines[#hlines + 1] = {at = L, color = colors[m], style = m == "greedy" and "dashed" or "dotted",
-                             label = string.format("%s: median L̂ re-scored (%d evaluations)", LABEL[m],
-                                                   math.floor(quantile(column(list, "evaluations"), 0.5) + 0.5))}
+                             label = string.format("%s: median L̂ re-scored (%d evaluation%s)", LABEL[m], n,
+                                                   n == 1 and "" or "s")}
     elseif #list > 0 then
       local traces = {}
       for k, r in ipairs(list) do
