@@ -19,6 +19,7 @@ local o = declare.settings{
   problems = {"mlp", "vgg", "resnet18", "resnet50"},  -- experiments/baselines_PROBLEM.lua
   methods = {"nei", "ei_c", "ei", "random", "sobol", "uniform", "greedy", "tpe"},
   test_count = 0,                                     -- top-1 over the first N test images (0: all)
+  tpe = false,                                        -- the TPE driver (scripts/tpe) that runs method tpe
   results = false, figures = false,
 }
 
@@ -134,7 +135,7 @@ if boengine.fresh then
   os.execute("rm -rf " .. sh(runs_dir .. "/greedy_scores"))
 end
 for _, r in ipairs(read_csv(runs_path .. ".csv") or {}) do
-  if r.method ~= "tpe" then rows[#rows + 1] = r; index[key(r)] = r end
+  if r.method ~= "tpe" or r.status == "ok" then rows[#rows + 1] = r; index[key(r)] = r end
 end
 
 local provenance = {seed = 1, experiment = "baselines"}
@@ -165,8 +166,8 @@ local t_all = boengine.clock()
 for n, t in ipairs(todo) do
   local ov = overrides(t.problem, t.method, t.seed, t.budget)
   local name = run_name(t.problem, ov)
-  if t.method == "tpe" then
-    -- collected, not run: scripts/tpe DECL strategy=external seed=S evaluations=E writes results/NAME/
+  if t.method == "tpe" and not o.tpe and not index[key(t)] then
+    -- collected: scripts/tpe DECL strategy=external seed=S evaluations=E writes results/NAME/
     local got = collect(o.results .. "/" .. name) or collect(runs_dir .. "/" .. name)
     if got then
       for k, v in pairs(t) do got[k] = v end
@@ -177,7 +178,9 @@ for n, t in ipairs(todo) do
     end
   elseif not index[key(t)] then
     local decl = prefix .. "experiments/baselines_" .. t.problem .. ".lua"
-    local args = {sh(exe), "--quiet", boengine.fresh and "--fresh" or "", sh(decl)}
+    -- TPE through its driver, which starts the engine itself with strategy=external (docs/experiments.md)
+    local program = t.method == "tpe" and sh(prefix .. o.tpe) or sh(exe)
+    local args = {program, "--quiet", boengine.fresh and "--fresh" or "", sh(decl)}
     for _, a in ipairs(ov) do args[#args + 1] = sh(a) end
     args[#args + 1] = sh("name=" .. name) -- as the overrides name it, test_count left out
     args[#args + 1] = sh("results=" .. runs_dir)
