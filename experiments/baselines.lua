@@ -50,44 +50,7 @@ do local i = -1; while arg[i - 1] do i = i - 1 end; exe = arg[i] end
 
 -- ---- reading what the runs wrote ----------------------------------------------------------------
 
--- A CSV of report.table: rows keyed by column name (numbers converted); nil when missing.
-local function read_csv(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  local rows, header = {}, nil
-  for line in text:gmatch("[^\n]+") do
-    if line:sub(1, 1) ~= "#" then
-      local cells, i, n = {}, 1, #line
-      while i <= n + 1 do
-        local cell
-        if line:sub(i, i) == '"' then
-          local j, buf = i + 1, {}
-          while j <= n do
-            local c = line:sub(j, j)
-            if c == '"' and line:sub(j + 1, j + 1) == '"' then buf[#buf + 1], j = '"', j + 2
-            elseif c == '"' then break
-            else buf[#buf + 1], j = c, j + 1 end
-          end
-          cell, i = table.concat(buf), j + 2
-        else
-          local j = line:find(",", i, true) or n + 1
-          cell, i = line:sub(i, j - 1), j + 1
-        end
-        cells[#cells + 1] = cell
-      end
-      if header then
-        local row = {}
-        for k, h in ipairs(header) do row[h] = tonumber(cells[k]) or cells[k] end
-        rows[#rows + 1] = row
-      else
-        header = cells
-      end
-    end
-  end
-  return rows
-end
+local function read_csv(path) return (report.read(path)) end -- nil when missing
 
 -- The run of a problem, method, seed and evaluation count: its overrides (which name it, as
 -- experiment.lua forms names) and its evaluation count as run (uniform: 1; greedy: its table's).

@@ -117,12 +117,7 @@ end
 
 -- ---- greedy -------------------------------------------------------------------------------------
 
--- FNV-1a of a text as 8 hexadecimal digits.
-local function short_hash(text)
-  local h = 2166136261
-  for i = 1, #text do h = ((h ~ text:byte(i)) * 16777619) & 0xffffffff end
-  return string.format("%08x", h)
-end
+local short_hash = declare.short_hash -- FNV-1a of a text, 8 hexadecimal digits
 
 local function read_scores(path, d, N)
   local f = io.open(path, "r")

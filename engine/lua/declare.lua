@@ -350,6 +350,7 @@ local function show(v, depth)
   return "{" .. table.concat(parts, ", ") .. "}"
 end
 declare.show = show
+declare.short_hash = short_hash
 
 -- The resolved settings as lines "  key = value   (default)", in schema order.
 function declare.format(settings, defaulted)

@@ -116,6 +116,54 @@ local MODELS_HEADER = {
   "|---|---|---|---|---|---|---|---|---|---|",
 }
 
+-- report.read(path): a CSV that report.table wrote, read back: its rows keyed by column name
+-- (numbers converted, NaN and inf/-inf too, quoted cells unquoted), the header as a list and the
+-- provenance of its '#' lines ({seed = "1", commit = ...}); nil when the file cannot be opened.
+local function csv_cells(line)
+  local cells, i, n = {}, 1, #line
+  while i <= n + 1 do
+    local cell
+    if line:sub(i, i) == '"' then
+      local j, buf = i + 1, {}
+      while j <= n do
+        local c = line:sub(j, j)
+        if c == '"' and line:sub(j + 1, j + 1) == '"' then buf[#buf + 1], j = '"', j + 2
+        elseif c == '"' then break
+        else buf[#buf + 1], j = c, j + 1 end
+      end
+      cell, i = table.concat(buf), j + 2
+    else
+      local j = line:find(",", i, true) or n + 1
+      cell, i = line:sub(i, j - 1), j + 1
+    end
+    cells[#cells + 1] = cell
+  end
+  return cells
+end
+
+local SPECIAL = {NaN = 0 / 0, inf = math.huge, ["-inf"] = -math.huge}
+
+function report.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  local rows, header, provenance = {}, nil, {}
+  for line in text:gmatch("[^\n]+") do
+    if line:sub(1, 1) == "#" then
+      local k, v = line:match("^# ([^:]+): (.*)$")
+      if k then provenance[k] = v end
+    elseif header then
+      local cells, row = csv_cells(line), {}
+      for k, h in ipairs(header) do row[h] = SPECIAL[cells[k]] or tonumber(cells[k]) or cells[k] end
+      rows[#rows + 1] = row
+    else
+      header = csv_cells(line)
+    end
+  end
+  return rows, header, provenance
+end
+
 -- nn.publish{net =, name =, test =, run =, dir = PROJECT/results/models, force = false}: measures the
 -- test accuracy, saves dir/name.safetensors with the training facts in its metadata, the
 -- per-epoch curve in dir/name.curve.csv and sets the model's row in dir/README.md. Returns the

@@ -154,5 +154,16 @@ tap.ok(m.width == 640 and m.height == 480 and m.ink > 0.03, "montage: 3 frames i
 tap.is(report.colors.blue, "#0072b2", "report.colors names the palette")
 tap.is(#report.palette, 8, "report.palette lists the colours series take in turn")
 
+-- report.read: what report.table wrote comes back cell by cell
+report.table{path = dir .. "/back", columns = {"name", "x", "note"}, provenance = {budget = 0.25},
+             rows = {{"a, b", 0.1, 'say "hi"'}, {"c", 0 / 0}, {"d", math.huge, "#1"}, {"e", -1e-300}}}
+local rows, header, prov = report.read(dir .. "/back.csv")
+tap.ok(rows and #rows == 4 and table.concat(header, "|") == "name|x|note", "report.read: four rows and the header")
+tap.ok(rows[1].name == "a, b" and rows[1].x == 0.1 and rows[1].note == 'say "hi"', "report.read: quoted text, exact numbers")
+tap.ok(rows[2].x ~= rows[2].x and rows[2].note == "" and rows[3].x == math.huge and rows[3].note == "#1"
+       and rows[4].x == -1e-300, "report.read: NaN, an empty cell, inf, a '#' in text, a tiny number")
+tap.ok(prov.budget == "0.25" and prov.seed ~= nil, "report.read: the provenance lines")
+tap.ok(report.read(dir .. "/missing.csv") == nil, "report.read: nil for a missing file")
+
 os.execute("rm -rf " .. dir)
 tap.done()
