@@ -200,55 +200,62 @@ static int model(bo *b)
     return 0;
 }
 
-static int is_evaluated(const bo *b, const double *u)
+/* 1 when u (unit cube) is within min_distance of one of the m points P (unit cube). */
+static int near_any(const bo *b, const double *u, int m, const double *P)
 {
     int d = b->o.d;
-    for (int i = 0; i < b->n; i++) {
-        const double *p = b->U + (size_t)i * d;
-        double m = 0;
+    for (int i = 0; i < m; i++) {
+        double dist = 0;
         for (int j = 0; j < d; j++)
-            m = fmax(m, fabs(u[j] - p[j]));
-        if (m < b->o.opt.min_distance)
+            dist = fmax(dist, fabs(u[j] - P[(size_t)i * d + j]));
+        if (dist < b->o.opt.min_distance)
             return 1;
     }
     return 0;
 }
 
-/* The design: Sobol points n, n+1, ... (randomized by the seed), skipping evaluated ones. 1 when
+/* The design: Sobol points index, index+1, ... (randomized by the seed; 0-based), skipping those
+ * near one of the navoid points (unit cube: the evaluated ones, and pending ones of a batch). 1 when
  * u holds one, 0 when there is none left (a small integer domain), -1 on error. */
-static int design_point(bo *b, double *u)
+static int design_point(bo *b, int index, const double *avoid, int navoid, double *u)
 {
-    int d = b->o.d, n = b->n, found = 0;
+    int d = b->o.d, found = 0;
     bo_qmc *q = bo_qmc_new_kind(d, rng_derive_seed(b->o.seed, STREAM_DESIGN), b->o.design);
     if (!q)
         return -1;
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < index; k++)
         bo_qmc_next(q, u);
     for (int k = 0; k < 10000 && !found; k++) {
         bo_qmc_next(q, u);
         acqopt_round(d, b->levels, u);
-        found = !is_evaluated(b, u);
+        found = !near_any(b, u, navoid, avoid);
     }
     bo_qmc_free(q);
     return found;
 }
 
-/* The maximizer of the acquisition on the GP of the history. */
-static int model_point(bo *b, double *u)
+/* The maximizer of the acquisition on the GP g, as the ask after `asked` evaluations (its random
+ * streams), kept away from the nU points U (unit cube) as acqopt does. */
+static int maximize(bo *b, const gp *g, int64_t asked, const double *U, int nU, double *u)
 {
-    int n = b->n;
-    if (model(b) != 0)
-        return -1;
-    uint64_t s = rng_derive_seed(b->o.seed, (uint64_t)n);
+    uint64_t s = rng_derive_seed(b->o.seed, (uint64_t)asked);
     double t = timer_now(); /* the acquisition's set-up (noisy EI's posterior samples) and its maximization */
-    acq *a = acq_new(b->model, b->o.acquisition, &b->o.acq, rng_derive_seed(s, STREAM_ACQ));
+    acq *a = acq_new(g, b->o.acquisition, &b->o.acq, rng_derive_seed(s, STREAM_ACQ));
     if (!a)
         return -1;
-    int rc = acqopt_maximize(a, b->o.d, b->levels, b->U, n, &b->o.opt, rng_derive_seed(s, STREAM_ACQOPT), u,
+    int rc = acqopt_maximize(a, b->o.d, b->levels, U, nU, &b->o.opt, rng_derive_seed(s, STREAM_ACQOPT), u,
                              &b->last_acq);
     acq_free(a);
     timer_account("bo.acquisition", timer_now() - t);
     return rc;
+}
+
+/* The maximizer of the acquisition on the GP of the history. */
+static int model_point(bo *b, double *u)
+{
+    if (model(b) != 0)
+        return -1;
+    return maximize(b, b->model, b->n, b->U, b->n, u);
 }
 
 int bo_ask(bo *b, double *x)
@@ -259,7 +266,7 @@ int bo_ask(bo *b, double *x)
     b->last_acq = NAN;
     int rc = 0;
     if (b->n < b->o.init || b->n == 0) {
-        rc = design_point(b, u);
+        rc = design_point(b, b->n, b->U, b->n, u);
         if (rc == 0 && b->n == 0)
             rc = err_set("no design point found");
     }
@@ -356,39 +363,6 @@ void bo_y_scale(const bo *b, double *mean, double *sd)
 
 /* ---- batch and asynchronous proposals (docs/method.md §8) */
 
-/* 1 when u (unit cube) is within min_distance of one of the m points P (unit cube). */
-static int near_any(const bo *b, const double *u, int m, const double *P)
-{
-    int d = b->o.d;
-    for (int i = 0; i < m; i++) {
-        double dist = 0;
-        for (int j = 0; j < d; j++)
-            dist = fmax(dist, fabs(u[j] - P[(size_t)i * d + j]));
-        if (dist < b->o.opt.min_distance)
-            return 1;
-    }
-    return 0;
-}
-
-/* Design point `index` (0-based) of the Sobol sequence, skipping points evaluated or pending
- * (avoid: navoid points, unit cube): 1 found, 0 none left, -1 error. */
-static int design_point_at(bo *b, int index, const double *avoid, int navoid, double *u)
-{
-    int d = b->o.d, found = 0;
-    bo_qmc *q = bo_qmc_new_kind(d, rng_derive_seed(b->o.seed, STREAM_DESIGN), b->o.design);
-    if (!q)
-        return -1;
-    for (int k = 0; k < index; k++)
-        bo_qmc_next(q, u);
-    for (int k = 0; k < 10000 && !found; k++) {
-        bo_qmc_next(q, u);
-        acqopt_round(d, b->levels, u);
-        found = !near_any(b, u, navoid, avoid);
-    }
-    bo_qmc_free(q);
-    return found;
-}
-
 /* The GP of the first `told` evaluations, with the same fit (seed and all) as an ask after told
  * evaluations: the history is shortened for the fit and restored. */
 static int model_of_first(bo *b, int told)
@@ -484,23 +458,17 @@ int bo_ask_pending(bo *b, int64_t number, int told, int m, const double *pending
     b->last_acq = NAN;
     int found = 0;
     if (rc == 0 && (number <= b->o.init || told == 0)) {
-        found = design_point_at(b, (int)(number - 1), U, told + m, u);
+        found = design_point(b, (int)(number - 1), U, told + m, u);
         if (found < 0 || (found == 0 && told == 0))
             rc = found < 0 ? -1 : err_set("no design point found for proposal %lld", (long long)number);
     }
     if (rc == 0 && !found) {
         gp *f = NULL;
-        acq *a = NULL;
         if (model_of_first(b, told) != 0 || !(f = m > 0 ? believer(b, told, m, U + (size_t)told * d) : b->model))
             rc = -1;
         /* the streams of the ask after number - 1 evaluations: m = 0 is the sequential ask */
-        uint64_t seed = rng_derive_seed(b->o.seed, (uint64_t)(number - 1));
-        if (rc == 0 && !(a = acq_new(f, b->o.acquisition, &b->o.acq, rng_derive_seed(seed, STREAM_ACQ))))
-            rc = -1;
         if (rc == 0)
-            rc = acqopt_maximize(a, d, b->levels, U, told + m, &b->o.opt, rng_derive_seed(seed, STREAM_ACQOPT), u,
-                                 &b->last_acq);
-        acq_free(a);
+            rc = maximize(b, f, number - 1, U, told + m, u);
         if (f != b->model)
             gp_free(f);
     }
