@@ -228,3 +228,9 @@ int par_conclude(int ok, const char *progname, const char *msg)
 }
 
 #endif
+
+void par_share(int64_t n, int64_t *lo, int64_t *hi)
+{
+    *lo = n * par_rank() / par_ranks();
+    *hi = n * (par_rank() + 1) / par_ranks();
+}

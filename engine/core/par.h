@@ -9,6 +9,7 @@
 #define BOENGINE_PAR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Message tags of the engine's protocol (engine/lua/parallel.lua). */
 enum { PAR_TAG_TASK = 1, PAR_TAG_RESULT = 2, PAR_TAG_ERROR = 3, PAR_TAG_STOP = 4 };
@@ -21,6 +22,8 @@ int par_compiled(void);
 int par_active(void);
 int par_rank(void);
 int par_ranks(void);
+/* This rank's contiguous share [lo, hi) of n items split over the ranks (all of them on one rank). */
+void par_share(int64_t n, int64_t *lo, int64_t *hi);
 
 int par_barrier(void);
 /* v[0..n) summed over all ranks, in place (identical on every rank). */

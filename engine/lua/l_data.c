@@ -286,10 +286,8 @@ static double run_accuracy(lua_State *L, int64_t *count)
         split = split && lb_opt_boolean(L, 3, "accuracy", "ranks", 1);
     }
     int64_t n = limit, lo = 0, hi = n;
-    if (split) { /* this rank's share */
-        lo = n * par_rank() / par_ranks();
-        hi = n * (par_rank() + 1) / par_ranks();
-    }
+    if (split)
+        par_share(n, &lo, &hi);
     if (batch > hi - lo)
         batch = hi - lo > 0 ? hi - lo : 1;
     int64_t *idx = lb_scratch(L, (size_t)batch, sizeof *idx);

@@ -377,11 +377,12 @@ done:
     return rc;
 }
 
-/* After each rank computed the reference logits of its share [lo_r, hi_r) of the pool: every rank
+/* After each rank computed the reference logits of its share [lo, hi) of the pool: every rank
  * gets all of them, as doubles summed over the ranks where only the share's owner writes non-zeros
  * (exact: x + 0 = x), in chunks of rows. */
-static int share_logits(ob_estimator *e, int computed)
+static int share_logits(ob_estimator *e, int64_t lo, int64_t hi)
 {
+    int computed = e->ref_logits != NULL && hi > lo;
     double c[2] = {computed ? e->classes : 0, computed ? 1 : 0}; /* a rank with no share knows no classes */
     if (par_sum(c, 2) != 0)
         return -1;
@@ -397,7 +398,6 @@ static int share_logits(ob_estimator *e, int computed)
     double *buf = malloc((size_t)(rows < e->pool_n ? rows : e->pool_n) * classes * sizeof *buf);
     if (!buf)
         return err_set("out of memory");
-    int64_t lo = e->pool_n * par_rank() / par_ranks(), hi = e->pool_n * (par_rank() + 1) / par_ranks();
     int rc = 0;
     for (int64_t first = 0; first < e->pool_n && rc == 0; first += rows) {
         int64_t m = e->pool_n - first < rows ? e->pool_n - first : rows;
@@ -425,7 +425,8 @@ int ob_prepare(ob_estimator *e)
     if (!pos)
         return err_set("out of memory");
     /* over the ranks of an MPI run each computes its share of the pool, then all are shared */
-    int64_t lo = e->pool_n * par_rank() / par_ranks(), hi = e->pool_n * (par_rank() + 1) / par_ranks();
+    int64_t lo, hi;
+    par_share(e->pool_n, &lo, &hi);
     progress p;
     progress_start(&p, "reference outputs", hi - lo);
     int rc = 0;
@@ -446,7 +447,7 @@ int ob_prepare(ob_estimator *e)
             return -1;
         if (failed > 0)
             return rc != 0 ? rc : err_set("computing the reference outputs failed on another rank");
-        rc = share_logits(e, e->ref_logits != NULL && hi > lo);
+        rc = share_logits(e, lo, hi);
     }
     return rc;
 }
