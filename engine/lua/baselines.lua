@@ -149,11 +149,7 @@ local function write_scores(path, rows, key_text)
     lines[#lines + 1] = string.format("%d,%d,%.17g,%.17g,%.17g,%.17g,%.17g", r.layer, r.k, r.theta, r.weights,
                                       r.weights_ref, r.L, r.se)
   end
-  local tmp = path .. ".tmp"
-  local f = assert(io.open(tmp, "w"))
-  f:write(table.concat(lines, "\n"), "\n")
-  f:close()
-  assert(os.rename(tmp, path))
+  boengine.write_file(path, table.concat(lines, "\n") .. "\n")
 end
 
 -- The score table (evaluating what the cache does not hold), the chosen θ at the budget and, for the
@@ -186,9 +182,8 @@ function M.greedy(run)
         t[j] = k / N
         local theta = at_places(bounds, integer, t)
         local t0 = boengine.clock()
-        local info = run:evaluate(theta, i)
+        local info, full = run:evaluate(theta, i)
         info.seconds, info.round = boengine.clock() - t0, 1
-        local _ <close>, full = run:apply(theta)
         local w, ref = layer_weights(run, full)
         rows[i] = {layer = j, k = k, theta = theta[j], weights = w[j], weights_ref = ref[j], L = info.L, se = info.se}
         history[i] = {i = i, x = theta, y = info.L, se = info.se, info = info}

@@ -150,11 +150,12 @@ local function settings_of(info)
 end
 
 -- One evaluation: the candidate of θ and its L̂ on sample i.
+-- The evaluation's record (journaled) and, beside it, the compression's full info (its layers).
 function Run:evaluate(theta, i)
   local cand <close>, info = self:apply(theta)
   local L, se = self.estimator:evaluate(cand, {sample = i})
   return {L = L, se = se, R = info[self.s.ratio], R_net = info.params_net, flops = info.flops,
-          settings = settings_of(info)}
+          settings = settings_of(info)}, info
 end
 
 -- y = R + γ·L̂ with noise γ·SE: R is exact, L̂ carries the U-statistic's standard error. Without γ
@@ -376,7 +377,6 @@ function Run:search()
     if projected then x = baselines.project(self, x, s.budget) end
     local t0 = boengine.clock()
     local info = self:evaluate(x, i)
-    self.evaluated = (self.evaluated or 0) + 1
     info.round, info.gamma, info.seconds = round.index, gamma, boengine.clock() - t0
     local y, noise = scalarize(info, gamma)
     opt:tell(x, y, noise, info)
@@ -513,8 +513,10 @@ local TIME_PARTS = {
   {"bo.acquisition", "acquisition"},
 }
 
--- {wall, evaluations, reference_images, pool, parts = {{key, label, seconds, calls}, ..., other}, compile, compiles}
-function Run:time_split(before, wall)
+-- {wall, evaluations, reference_images, pool, parts = {{key, label, seconds, calls}, ..., other}, compile, compiles}:
+-- the accounts since `before`, over the search's wall time and the evaluations it made (Run:search)
+function Run:time_split(before)
+  local wall = self.search_seconds or 0
   local now, parts, sum = boengine.timing(), {}, 0
   local function delta(key)
     local a, b = now[key] or {seconds = 0, calls = 0}, before[key] or {seconds = 0, calls = 0}
@@ -528,7 +530,7 @@ function Run:time_split(before, wall)
   parts[#parts + 1] = {key = "other", label = "other (journal, Lua, rounds)", seconds = math.max(0, wall - sum),
                        calls = 0}
   local compile, compiles = delta("nn.compile")
-  return {wall = wall, evaluations = self.evaluated or 0, parts = parts, compile = compile, compiles = compiles,
+  return {wall = wall, evaluations = self.new_evaluations or 0, parts = parts, compile = compile, compiles = compiles,
           reference_images = self.estimator.known and self.estimator:known() or 0, pool = self.estimator:pool()}
 end
 
@@ -752,9 +754,9 @@ function experiment(decl)
   for _, line in ipairs(declare.format(s, defaulted)) do print(line) end
   mkdir(run.dir)
   mkdir(s.figures)
-  local before, t0 = boengine.timing(), boengine.clock()
+  local before = boengine.timing()
   local history, rounds = run:search()
-  run.timing = run:time_split(before, boengine.clock() - t0)
+  run.timing = run:time_split(before)
   return run:finish(history, rounds)
 end
 
@@ -768,31 +770,18 @@ function Run:finish(history, rounds)
     local chosen = self:score(self:fill(self.greedy_theta, s.budget))
     chosen.i = "greedy"
     networks[1] = {label = "chosen", net = chosen}
-  elseif s.budget and self:projected() then
-    -- a baseline: the few evaluated networks of lowest L̂ within the budget, filled and measured
-    local feasible = {}
-    for k, rec in ipairs(history) do if rec.info.R <= s.budget then feasible[#feasible + 1] = k end end
-    if #feasible == 0 then fail("no evaluated network is within the budget %g", s.budget) end
-    table.sort(feasible, function(a, b)
-      return history[a].info.L < history[b].info.L or (history[a].info.L == history[b].info.L and a < b)
-    end)
-    local best, best_L, best_theta
-    for c = 1, math.min(FINALISTS, #feasible) do
-      local k = feasible[c]
-      local theta = self:fill(history[k].x, s.budget)
-      local L = self.rescorer and self:distance(theta) or history[k].info.L
-      if not best_L or L < best_L then best, best_L, best_theta = k, L, theta end
-    end
-    self.final_gamma = nil
-    local chosen = self:score(best_theta)
-    chosen.i = history[best].i
-    networks[1] = {label = "chosen", net = chosen}
   elseif s.budget then
-    -- the lowest posterior mean of L alone among the evaluated networks within the budget
-    self.opt:rescore(function(rec) return rec.info.L, rec.info.se end)
-    local X = {}
-    for k, rec in ipairs(history) do X[k] = rec.x end
-    local mu = s.strategy == "bo" and self.opt:predict(X) or observed_L(history)
+    -- the evaluated networks within the budget ranked by L alone: BO by its posterior mean, a
+    -- baseline (its points moved onto R = B, told y = L̂) by the L̂ it observed
+    local mu
+    if s.strategy == "bo" then
+      self.opt:rescore(function(rec) return rec.info.L, rec.info.se end)
+      local X = {}
+      for k, rec in ipairs(history) do X[k] = rec.x end
+      mu = self.opt:predict(X)
+    else
+      mu = observed_L(history)
+    end
     local feasible = {}
     for k, rec in ipairs(history) do if rec.info.R <= s.budget then feasible[#feasible + 1] = k end end
     if #feasible == 0 then
@@ -808,7 +797,7 @@ function Run:finish(history, rounds)
       local L = self.rescorer and self:distance(theta) or mu[k]
       if not best_L or L < best_L then best, best_L, best_theta = k, L, theta end
     end
-    self.final_gamma = rounds[#rounds].gamma
+    self.final_gamma = rounds[#rounds].gamma -- nil for a baseline (one round, no γ)
     local chosen = self:score(best_theta)
     chosen.i = history[best].i
     networks[1] = {label = "chosen", net = chosen}
