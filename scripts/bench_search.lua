@@ -184,9 +184,5 @@ add("Goals (issue 12): at most 2 minutes on this 2-core machine: %s (%s s); with
 add("")
 
 local text = table.concat(lines, "\n")
-local tmp = opt.out .. ".tmp"
-local f = assert(io.open(tmp, "w"))
-f:write(text)
-f:close()
-assert(os.rename(tmp, opt.out))
+boengine.write_file(opt.out, text)
 print(text)

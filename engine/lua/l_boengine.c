@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 #include <stdio.h>
 
+#include "core/atomic.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "lua/lb.h"
@@ -70,6 +71,17 @@ static int l_timing(lua_State *L)
     return 1;
 }
 
+/* boengine.write_file(path, text): the whole file at once, atomically (core/atomic.h: a temporary
+ * beside it, fsync, rename), so that a killed run leaves the old file or the new one, never a part. */
+static int l_write_file(lua_State *L)
+{
+    size_t n;
+    const char *path = luaL_checkstring(L, 1), *text = luaL_checklstring(L, 2, &n);
+    if (atomic_write_file(path, text, n) != 0)
+        lb_lib_error(L);
+    return 0;
+}
+
 /* print, after ending a progress bar's line: the bar is on stderr, print's text on stdout, and on
  * a terminal both land on the same line otherwise. */
 static int l_print(lua_State *L)
@@ -100,6 +112,8 @@ void lb_open_boengine(lua_State *L)
     lua_setfield(L, -2, "progress");
     lua_pushcfunction(L, l_timing);
     lua_setfield(L, -2, "timing");
+    lua_pushcfunction(L, l_write_file);
+    lua_setfield(L, -2, "write_file");
     lua_pushstring(L, BOENGINE_SOURCE_DIR);
     lua_setfield(L, -2, "root");
     lua_pop(L, 1); /* unnamed: boengine.fail raises on behalf of the Lua code that calls it */

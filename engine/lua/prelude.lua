@@ -94,11 +94,7 @@ local function set_table_row(path, header, name, row)
     while #lines > 0 and lines[#lines] == "" do lines[#lines] = nil end
     lines[#lines + 1] = row
   end
-  local tmp = path .. ".tmp"
-  local out = assert(io.open(tmp, "w"))
-  out:write(table.concat(lines, "\n"), "\n")
-  out:close()
-  assert(os.rename(tmp, path))
+  boengine.write_file(path, table.concat(lines, "\n") .. "\n")
 end
 
 local MODELS_HEADER = {
@@ -203,14 +199,12 @@ function nn.publish(t)
     ["train.script_sha256"] = boengine.script_sha256,
   }
   t.net:save(path, meta)
-  local curve = assert(io.open(dir .. "/" .. t.name .. ".curve.csv.tmp", "w"))
-  curve:write("epoch,loss,train_accuracy,test_accuracy,lr,seconds,images_per_second\n")
+  local curve = {"epoch,loss,train_accuracy,test_accuracy,lr,seconds,images_per_second\n"}
   for _, e in ipairs(run) do
-    curve:write(string.format("%d,%.5f,%.5f,%s,%.6g,%.1f,%.1f\n", e.epoch, e.loss, e.accuracy,
-      e.test_accuracy and string.format("%.4f", e.test_accuracy) or "", e.lr, e.seconds, e.images_per_second))
+    curve[#curve + 1] = string.format("%d,%.5f,%.5f,%s,%.6g,%.1f,%.1f\n", e.epoch, e.loss, e.accuracy,
+      e.test_accuracy and string.format("%.4f", e.test_accuracy) or "", e.lr, e.seconds, e.images_per_second)
   end
-  curve:close()
-  assert(os.rename(dir .. "/" .. t.name .. ".curve.csv.tmp", dir .. "/" .. t.name .. ".curve.csv"))
+  boengine.write_file(dir .. "/" .. t.name .. ".curve.csv", table.concat(curve))
   local params = t.net:param_count()
   local row = string.format("| %s | %s | %.2f M | %d | %d | %.4f | %s | %d | %s | %s |", t.name, describe_arch(arch),
     params / 1e6, run.seed, #run, accuracy, format_seconds(run.seconds), boengine.threads, boengine.version,
