@@ -457,16 +457,25 @@ function Run:uniform(target)
   return at(lo)
 end
 
+-- A network's facts that need no forward pass: ratios, settings, layers (info: compress.apply's).
+function Run:facts(theta, info)
+  return {theta = theta, R = info[self.s.ratio], R_net = info.params_net, flops = info.flops,
+          settings = settings_of(info), layers = info.layers}
+end
+
+function Run:describe(theta)
+  local _ <close>, info = self:apply(theta)
+  return self:facts(theta, info)
+end
+
 -- A network's facts for the tables: ratios, L̂ on the large fixed sample, top-1 accuracy. Scores
 -- are kept by θ, so that a network met twice (a round's choice that is also the final one) is
 -- measured once.
 function Run:score(theta)
   local key = table.concat(theta, ",")
-  self.scores = self.scores or {}
   if self.scores[key] then return self.scores[key] end
   local cand <close>, info = self:apply(theta)
-  local out = {theta = theta, R = info[self.s.ratio], R_net = info.params_net, flops = info.flops,
-               settings = settings_of(info), layers = info.layers}
+  local out = self:facts(theta, info)
   if self.rescorer then out.L, out.se = self:distance(theta) end
   if self.test then out.accuracy = self:accuracy(cand, theta) end
   self.scores[key] = out
@@ -645,7 +654,9 @@ end
 function Run:write_rounds(rounds)
   local rows, xs, gammas, Rs = {}, {}, {}, {}
   for _, r in ipairs(rounds) do
-    local n = self:score(r.choice.x)
+    -- unscored rounds still show what was measured anyway (the last round's choice, often the chosen)
+    local x = r.choice.x
+    local n = (self.s.score_rounds or self.scores[table.concat(x, ",")]) and self:score(x) or self:describe(x)
     rows[#rows + 1] = {r.index, 1 / r.gamma, r.gamma, r.last, table.concat(n.settings, " "), n.R, n.L, n.se, n.accuracy}
     xs[#xs + 1], gammas[#gammas + 1], Rs[#Rs + 1] = r.index, 1 / r.gamma, n.R
   end
@@ -730,7 +741,8 @@ function experiment(decl)
     if not s[k] then s[k], defaulted[k] = (root == "." and "" or root .. "/") .. k, true end
   end
   local run = setmetatable({s = s, name = name, net = net, families = families, flags = flags,
-                            dir = s.results .. "/" .. name, ratio_text = RATIO_TEXT[s.ratio], t_start = t_start}, Run)
+                            dir = s.results .. "/" .. name, ratio_text = RATIO_TEXT[s.ratio], t_start = t_start,
+                            scores = {}}, Run)
   run.provenance = {seed = s.seed, experiment = name}
   run.search_data, run.test = build_data(s, net)
   local estimator = s.objective == "fnorm" and objective.fnorm or objective.risk

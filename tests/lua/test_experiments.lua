@@ -73,6 +73,19 @@ local same = true
 for t, text in pairs(first) do same = same and read(res .. "/" .. t) == text end
 tap.ok(same and out2:match("chosen %(.-\n") == out:match("chosen %(.-\n"), "and ends with the same outputs")
 
+-- 2b. score_rounds = false (what a study of many runs asks): the rounds keep their R and settings,
+-- only the round choices that were measured anyway keep L and top-1; the chosen network is the same.
+local ok5 = run(dir, "vgg_gamma.lua", ARGS .. " score_rounds=false name=" .. name)
+local r5 = csv(res .. "/rounds.csv") or {}
+local kept, unscored = #r5 == #rounds, 0
+for k, r in ipairs(r5) do
+  kept = kept and rounds[k] and r.R == rounds[k].R and r.settings == rounds[k].settings
+  if type(r["top-1 accuracy"]) ~= "number" then unscored = unscored + 1
+  else kept = kept and r["top-1 accuracy"] == rounds[k]["top-1 accuracy"] end
+end
+tap.ok(ok5 and kept and unscored > 0 and read(res .. "/summary.csv") == first["summary.csv"],
+       "score_rounds=false: rounds keep R and settings, " .. unscored .. " of them unscored, the same summary")
+
 -- 3. Killed at random moments and started again: the outputs of the uninterrupted run (but the
 -- time each evaluation took).
 local function without_seconds(path)
