@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/buildinfo.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/par.h"
 #include "core/timer.h"

@@ -91,6 +91,48 @@ int par_broadcast(char **buf, size_t *len, int root)
     return 0;
 }
 
+/* Sends in flight: a message above the transport's eager limit (a few KB on shared memory) is only
+ * delivered when its receiver gets to MPI_Recv, and a blocking MPI_Send would hold a worker there
+ * while rank 0 evaluates its own share of a batch. So messages leave as MPI_Isend of a private copy;
+ * finished ones are reaped by every later send and receive, the rest at the end of the run. */
+typedef struct {
+    MPI_Request req;
+    char *copy;
+} pending_send;
+static pending_send *sends;
+static int nsends, capsends;
+
+static void reap_sends(void)
+{
+    int k = 0;
+    for (int i = 0; i < nsends; i++) {
+        int done = 0;
+        MPI_Test(&sends[i].req, &done, MPI_STATUS_IGNORE);
+        if (done)
+            free(sends[i].copy);
+        else
+            sends[k++] = sends[i];
+    }
+    nsends = k;
+}
+
+/* At the end of the run: when every rank succeeded every message has a receiver, so wait for
+ * them; otherwise a receiver may have stopped early: let them go (the copies stay with MPI). */
+static void end_sends(int all_ok)
+{
+    for (int i = 0; i < nsends; i++) {
+        if (all_ok) {
+            MPI_Wait(&sends[i].req, MPI_STATUS_IGNORE);
+            free(sends[i].copy);
+        } else {
+            MPI_Request_free(&sends[i].req);
+        }
+    }
+    free(sends);
+    sends = NULL;
+    nsends = capsends = 0;
+}
+
 int par_send(int dest, int tag, const char *buf, size_t len)
 {
     if (!active)
@@ -99,14 +141,33 @@ int par_send(int dest, int tag, const char *buf, size_t len)
         return err_set("MPI: no rank %d (ranks 0 to %d)", dest, ranks_ - 1);
     if (len > INT_MAX)
         return err_set("MPI: a message of %zu bytes is too long", len);
-    int rc = MPI_Send(buf, (int)len, MPI_CHAR, dest, tag, MPI_COMM_WORLD);
-    return rc == MPI_SUCCESS ? 0 : mpi_fail("send", rc);
+    reap_sends();
+    if (nsends == capsends) {
+        int cap = capsends ? 2 * capsends : 16;
+        pending_send *grown = realloc(sends, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return err_set("out of memory sending a message");
+        sends = grown;
+        capsends = cap;
+    }
+    char *copy = malloc(len ? len : 1);
+    if (!copy)
+        return err_set("out of memory sending a message of %zu bytes", len);
+    memcpy(copy, buf, len);
+    int rc = MPI_Isend(copy, (int)len, MPI_CHAR, dest, tag, MPI_COMM_WORLD, &sends[nsends].req);
+    if (rc != MPI_SUCCESS) {
+        free(copy);
+        return mpi_fail("send", rc);
+    }
+    sends[nsends++].copy = copy;
+    return 0;
 }
 
 int par_recv(int source, int tag, char **out, size_t *len, int *from, int *tag_out)
 {
     if (!active)
         return err_set("MPI: no other rank to receive from (not started by a launcher)");
+    reap_sends();
     MPI_Status st;
     int rc = MPI_Probe(source < 0 ? MPI_ANY_SOURCE : source, tag < 0 ? MPI_ANY_TAG : tag, MPI_COMM_WORLD, &st);
     if (rc != MPI_SUCCESS)
@@ -172,6 +233,7 @@ int par_conclude(int ok, const char *progname, const char *msg)
             fprintf(stderr, "%s: %s\n", progname, msg ? msg : "failed");
         fflush(stderr);
     }
+    end_sends(any == 0);
     MPI_Finalize();
     active = 0;
     return any > 0;

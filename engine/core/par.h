@@ -31,6 +31,8 @@ int par_sum(double *v, int n);
 /* A string from `root` to every rank: on root, *buf and *len are sent; elsewhere they receive a
  * malloc'd copy (NUL-terminated). */
 int par_broadcast(char **buf, size_t *len, int root);
+/* Returns at once (buf may be reused): the message is delivered whenever `dest` receives it, also
+ * while this rank computes; messages from one rank to another arrive in the order sent. */
 int par_send(int dest, int tag, const char *buf, size_t len);
 /* The next message from `source` (-1: any) with `tag` (-1: any): a malloc'd NUL-terminated copy
  * (*out), its length, source and tag. Blocks. */
