@@ -146,7 +146,7 @@ for n, t in ipairs(todo) do
     local args = {program, "--quiet", boengine.fresh and "--fresh" or "", sh(decl)}
     for _, a in ipairs(ov) do args[#args + 1] = sh(a) end
     args[#args + 1] = sh("name=" .. name) -- as the overrides name it, test_count left out
-    args[#args + 1] = "score_rounds=false" -- the study reads the chosen network only
+    args[#args + 1] = "score_rounds=false original=false" -- the study reads the chosen network only
     args[#args + 1] = sh("results=" .. runs_dir)
     args[#args + 1] = sh("figures=" .. runs_dir .. "/figures")
     if o.test_count > 0 then args[#args + 1] = sh("test_count=" .. o.test_count) end

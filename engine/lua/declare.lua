@@ -194,6 +194,8 @@ declare.schema = {
   {key = "rescore", kind = "integer", default = 2000, doc = "chosen networks are scored again on this many fixed inputs (0: not)"},
   {key = "score_rounds", kind = "boolean", default = true,
    doc = "each round of a budget's minimax has its choice scored like the chosen network (false: its R and settings only)"},
+  {key = "original", kind = "boolean", default = true,
+   doc = "measure the original network's top-1 for the summary (false: its row has none)"},
   {key = "uniform", kind = "boolean", default = true, doc = "compare with the uniform baseline: one shared fraction in every layer, at the same R"},
   {key = "save", kind = "boolean", default = true, doc = "save the chosen network as RESULTS/NAME/model.safetensors"},
   {key = "results", kind = "string", doc = "folder of the tables (default: results/ beside experiments/)"},

@@ -701,7 +701,7 @@ function Run:write_front(fronts)
   end
   report.plot{path = self:figure_path("front"), title = self.name .. ": accuracy against size",
               xlabel = "R, " .. self.ratio_text, ylabel = "top-1 accuracy (test split)", series = series,
-              hlines = {{at = self.original, color = "black", style = "dotted", label = "original network"}},
+              hlines = self.original and {{at = self.original, color = "black", style = "dotted", label = "original network"}},
               provenance = self.provenance}
 end
 
@@ -774,7 +774,7 @@ end
 
 function Run:finish(history, rounds)
   local s = self.s
-  self.original = self.test and self:accuracy(self.net) or nil
+  self.original = self.test and s.original and self:accuracy(self.net) or nil
   local networks, fronts = {}, nil
   if s.budget and self.greedy_theta then
     -- greedy's network, filled towards the upper bounds until R reaches B from below
