@@ -283,8 +283,7 @@ for _, p in ipairs(o.problems) do
       local L = quantile(column(list, "L"), 0.5)
       local n = math.floor(quantile(column(list, "evaluations"), 0.5) + 0.5)
       hlines[#hlines + 1] = {at = L, color = colors[m], style = m == "greedy" and "dashed" or "dotted",
-                             label = string.format("%s: median L̂ re-scored (%d evaluation%s)", LABEL[m], n,
-                                                   n == 1 and "" or "s")}
+                             label = string.format("%s, %d ev.: median L̂ re-scored", LABEL[m], n)}
     elseif #list > 0 then
       local traces = {}
       for k, r in ipairs(list) do
@@ -310,7 +309,7 @@ for _, p in ipairs(o.problems) do
     report.plot{path = o.figures .. "/baselines_" .. p .. ".png",
                 title = string.format("%s, R ≤ %g, %d seed%s", PROBLEM[p], B, nseeds, nseeds == 1 and "" or "s"),
                 xlabel = string.format("evaluation (of %d; median over seeds, band: quartiles)", E), ylabel = "lowest L̂ within the budget (n = 50)", ylog = true,
-                series = series, hlines = hlines, provenance = provenance}
+                series = series, hlines = hlines, legend = "outside", width = 1120, provenance = provenance}
   end
 end
 for _, name in ipairs(tpe_missing) do io.stderr:write("baselines: tpe: not run (scripts/tpe): no ", name, "\n") end
