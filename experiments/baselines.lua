@@ -268,6 +268,61 @@ report.table{path = o.results .. "/baselines",
                         {name = "wall s", digits = 3}},
              rows = table_rows, provenance = provenance}
 
+-- paired by seed: the reference method (noisy EI, else the first listed) against each other one.
+-- A seed counts where both ran; a failed run (no network within the budget) loses to one that
+-- found a network. The sign test's two-sided p-value leaves ties out: with 10 seeds, 9 or 10
+-- wins of one side are needed for p < 0.05.
+local function sign_test(w, l)
+  local n, k = w + l, math.min(w, l)
+  if n == 0 then return nil end
+  local tail, c = 0, 1 -- c = C(n, i)
+  for i = 0, k do
+    tail = tail + c
+    c = c * (n - i) / (i + 1)
+  end
+  return math.min(1, 2 * tail / 2 ^ n)
+end
+local ref = o.methods[1]
+for _, m in ipairs(o.methods) do if m == "nei" then ref = m end end
+local function by_seed(p, m, e)
+  local t = {}
+  for _, r in ipairs(rows) do
+    if r.problem == p and r.method == m and (r.budget == e or m == "uniform" or m == "greedy") then
+      t[r.seed] = r.status == "ok" and type(r.L) == "number" and r.L or math.huge
+    end
+  end
+  return t
+end
+local paired = {}
+for _, p in ipairs(o.problems) do
+  for _, e in ipairs(o.budgets) do
+    local a = by_seed(p, ref, e)
+    for _, m in ipairs(o.methods) do
+      if m ~= ref then
+        local b, w, l, ties, ratios = by_seed(p, m, e), 0, 0, 0, {}
+        for seed, La in pairs(a) do
+          local Lb = b[seed]
+          if Lb then
+            if La < Lb then w = w + 1 elseif Lb < La then l = l + 1 else ties = ties + 1 end
+            if La < math.huge and Lb < math.huge and La > 0 then ratios[#ratios + 1] = Lb / La end
+          end
+        end
+        if w + l + ties > 0 then
+          paired[#paired + 1] = {p, e, LABEL[m], w + l + ties, w, l, ties, quantile(ratios, 0.5), sign_test(w, l)}
+        end
+      end
+    end
+  end
+end
+report.table{path = o.results .. "/baselines_paired",
+             title = string.format("baselines at R <= %g, paired by seed: %s against each method (the re-scored L of "
+                                   .. "the chosen networks; a failed run loses); p: two-sided sign test, ties left out",
+                                   B, LABEL[ref]),
+             columns = {"problem", "budget", "method", "seeds", LABEL[ref] .. " lower", "method lower", "ties",
+                        {name = "median L ratio (method / " .. LABEL[ref] .. ")", digits = 4},
+                        {name = "sign test p", digits = 3}},
+             rows = paired, provenance = provenance}
+
 -- convergence per problem, at the largest budget: the lowest L̂ (n = 50) among the evaluations
 -- within the budget so far, median over seeds and the band between the quartiles; uniform and greedy
 -- as lines at their re-scored L̂
