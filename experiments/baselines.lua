@@ -6,7 +6,7 @@
 -- NAME/; its chosen network is re-scored on 2,000 fixed inputs and its top-1 measured on the whole
 -- test split. One row per run is kept in RESULTS/baselines/runs.csv (with its convergence trace),
 -- so that a run already there is skipped and the report is rebuilt from it:
--- RESULTS/baselines.{csv,md} and FIGURES/baselines_PROBLEM.png.
+-- RESULTS/baselines{,_paired}.{csv,md}, FIGURES/baselines_PROBLEM.png and FIGURES/baselines_summary.png.
 --   boengine experiments/baselines.lua                            3 seeds, 30 and 60 evaluations
 --   boengine experiments/baselines.lua seeds=10 'budgets={30,60,120}'                  the full study
 --   boengine experiments/baselines.lua 'problems={"mlp"}' 'methods={"nei","random"}' seeds=1 'budgets={12}'
@@ -366,6 +366,55 @@ for _, p in ipairs(o.problems) do
                 xlabel = string.format("evaluation (of %d; median over seeds, band: quartiles)", E), ylabel = "lowest L̂ within the budget (n = 50)", ylog = true,
                 series = series, hlines = hlines, legend = "outside", width = 1120, provenance = provenance}
   end
+end
+
+-- the summary: per problem, the chosen networks' re-scored L̂ against the evaluation budget, median
+-- and quartiles over seeds per method (offset sideways so that the bars do not hide each other);
+-- uniform and greedy, whose cost does not depend on the budget, as lines
+local panels = {}
+local searched = {}
+for _, m in ipairs(o.methods) do if m ~= "uniform" and m ~= "greedy" then searched[#searched + 1] = m end end
+local order = {}
+for _, p in ipairs(o.problems) do order[#order + 1] = p end
+table.sort(order, function(a, b) return PROBLEM[a] < PROBLEM[b] end) -- (a) to (d)
+local legend_at = order[#order] -- the MLP's panel has room for it
+for _, p in ipairs(order) do
+  local series, hlines = {}, {}
+  for _, m in ipairs(o.methods) do
+    if m == "uniform" or m == "greedy" then
+      local list = select(p, m, o.budgets[1])
+      if #list > 0 then
+        hlines[#hlines + 1] = {at = quantile(column(list, "L"), 0.5), color = colors[m],
+                               style = m == "greedy" and "dashed" or "dotted", label = p == legend_at and LABEL[m] or nil}
+      end
+    else
+      local xs, med, lo, hi = {}, {}, {}, {}
+      local j = 0
+      for i, s in ipairs(searched) do if s == m then j = i end end
+      for _, e in ipairs(o.budgets) do
+        local L = column(select(p, m, e), "L")
+        if #L > 0 then
+          xs[#xs + 1] = e + 1.5 * (j - (#searched + 1) / 2)
+          med[#med + 1], lo[#lo + 1], hi[#hi + 1] = quantile(L, 0.5), quantile(L, 0.25), quantile(L, 0.75)
+        end
+      end
+      if #xs > 0 then
+        series[#series + 1] = {kind = "line", x = xs, y = med, color = colors[m], width = 1}
+        series[#series + 1] = {kind = "scatter", x = xs, y = med, lo = lo, hi = hi, color = colors[m],
+                               label = p == legend_at and LABEL[m] or nil}
+      end
+    end
+  end
+  if #series > 0 then
+    panels[#panels + 1] = {title = PROBLEM[p], xlabel = "evaluation budget", ylabel = "re-scored L̂ of the chosen network",
+                           ylog = true, series = series, hlines = hlines,
+                           xlim = {0, o.budgets[#o.budgets] + 10}, legend = p == legend_at and "auto" or "none"}
+  end
+end
+if #panels > 0 then
+  report.figure{path = o.figures .. "/baselines_summary.png", columns = 2, width = 1200, height = 920,
+                title = string.format("The chosen networks at R ≤ %g: median and quartiles over seeds 1..%d", B, o.seeds),
+                panels = panels, provenance = provenance}
 end
 for _, name in ipairs(tpe_missing) do io.stderr:write("baselines: tpe: not run (scripts/tpe): no ", name, "\n") end
 print(string.format("baselines: %d runs in %s.csv; report %s/baselines.{csv,md}; figures %s/baselines_*.png (%.0f s)",

@@ -62,8 +62,10 @@ tap.ok(vg["BO, noisy EI lower"] == 0 and vg["method lower"] == 4 and near(vg["si
        and near(vg["median L ratio (method / BO, noisy EI)"], 0.25),
        "paired against greedy: 0 won, 4 lost, p = 0.125, median ratio 0.25")
 
-local ok_png, info = pcall(report.inspect, dir .. "/figures/baselines_mlp.png")
-tap.ok(ok_png and info.width >= 400 and info.ink > 0.02 and info.text.seed, "the convergence figure is written")
+for _, f in ipairs({"baselines_mlp", "baselines_summary"}) do
+  local ok_png, info = pcall(report.inspect, dir .. "/figures/" .. f .. ".png")
+  tap.ok(ok_png and info.width >= 400 and info.ink > 0.02 and info.text.seed, f .. ".png is written")
+end
 
 os.execute("rm -rf " .. dir)
 tap.done()
