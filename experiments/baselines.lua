@@ -412,7 +412,8 @@ for _, p in ipairs(order) do
   end
 end
 if #panels > 0 then
-  report.figure{path = o.figures .. "/baselines_summary.png", columns = 2, width = 1200, height = 920,
+  report.figure{path = o.figures .. "/baselines_summary.png", columns = math.min(2, #panels), width = 1200,
+                height = #panels > 2 and 920 or 500,
                 title = string.format("The chosen networks at R ≤ %g: median and quartiles over seeds 1..%d", B, o.seeds),
                 panels = panels, provenance = provenance}
 end
