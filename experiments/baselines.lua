@@ -291,7 +291,8 @@ for _, m in ipairs(o.methods) do if m == "nei" then ref = m end end
 local function by_seed(p, m, e)
   local t = {}
   for _, r in ipairs(rows) do
-    if r.problem == p and r.method == m and r.seed <= o.seeds and (r.budget == e or m == "uniform" or m == "greedy") then
+    if r.problem == p and r.method == m and r.seed <= o.seeds
+       and (r.budget == e or m == "uniform" or m == "greedy") then
       t[r.seed] = r.status == "ok" and type(r.L) == "number" and r.L or math.huge
     end
   end
@@ -367,7 +368,8 @@ for _, p in ipairs(o.problems) do
   if #series > 0 then
     report.plot{path = o.figures .. "/baselines_" .. p .. ".png",
                 title = string.format("%s, R ≤ %g, %d seed%s", PROBLEM[p], B, nseeds, nseeds == 1 and "" or "s"),
-                xlabel = string.format("evaluation (of %d; median over seeds, band: quartiles)", E), ylabel = "lowest L̂ within the budget (n = 50)", ylog = true,
+                xlabel = string.format("evaluation (of %d; median over seeds, band: quartiles)", E),
+                ylabel = "lowest L̂ within the budget (n = 50)", ylog = true,
                 series = series, hlines = hlines, legend = "outside", width = 1120, provenance = provenance}
   end
 end
@@ -381,7 +383,7 @@ for _, m in ipairs(o.methods) do if m ~= "uniform" and m ~= "greedy" then search
 local order = {}
 for _, p in ipairs(o.problems) do order[#order + 1] = p end
 table.sort(order, function(a, b) return PROBLEM[a] < PROBLEM[b] end) -- (a) to (d)
-local legend_at = order[#order] -- the MLP's panel has room for it
+local legend_at = order[#order] -- the last panel (the MLP's in the full study has room for it)
 for _, p in ipairs(order) do
   local series, hlines = {}, {}
   for _, m in ipairs(o.methods) do
@@ -389,7 +391,8 @@ for _, p in ipairs(order) do
       local list = select(p, m, o.budgets[1])
       if #list > 0 then
         hlines[#hlines + 1] = {at = quantile(column(list, "L"), 0.5), color = colors[m],
-                               style = m == "greedy" and "dashed" or "dotted", label = p == legend_at and LABEL[m] or nil}
+                               style = m == "greedy" and "dashed" or "dotted",
+                               label = p == legend_at and LABEL[m] or nil}
       end
     else
       local xs, med, lo, hi = {}, {}, {}, {}
@@ -410,7 +413,8 @@ for _, p in ipairs(order) do
     end
   end
   if #series > 0 then
-    panels[#panels + 1] = {title = PROBLEM[p], xlabel = "evaluation budget", ylabel = "re-scored L̂ of the chosen network",
+    panels[#panels + 1] = {title = PROBLEM[p], xlabel = "evaluation budget",
+                           ylabel = "re-scored L̂ of the chosen network",
                            ylog = true, series = series, hlines = hlines,
                            xlim = {0, o.budgets[#o.budgets] + 10}, legend = p == legend_at and "auto" or "none"}
   end
@@ -418,9 +422,11 @@ end
 if #panels > 0 then
   report.figure{path = o.figures .. "/baselines_summary.png", columns = math.min(2, #panels), width = 1200,
                 height = #panels > 2 and 920 or 500,
-                title = string.format("The chosen networks at R ≤ %g: median and quartiles over seeds 1..%d", B, o.seeds),
+                title = string.format("The chosen networks at R ≤ %g: median and quartiles over seeds 1..%d", B,
+                                      o.seeds),
                 panels = panels, provenance = provenance}
 end
 for _, name in ipairs(tpe_missing) do io.stderr:write("baselines: tpe: not run (scripts/tpe): no ", name, "\n") end
-print(string.format("baselines: %d runs in %s.csv; report %s/baselines.{csv,md}; figures %s/baselines_*.png (%.0f s)",
+print(string.format("baselines: %d runs in %s.csv; report %s/baselines{,_paired}.{csv,md}; "
+                    .. "figures %s/baselines_*.png (%.0f s)",
                     #rows, runs_path, o.results, o.figures, boengine.clock() - t_all))
