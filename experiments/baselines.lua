@@ -187,15 +187,18 @@ local function quantile(v, q)
   return s[lo] + (h - lo) * ((s[math.min(lo + 1, #s)]) - s[lo])
 end
 
--- the rows of a problem, method and budget among seeds 1..seeds (uniform and greedy: their one run
--- per seed); rows of later seeds (a longer study under way) wait for a report that asks for them
+-- whether a row counts for a problem, method and budget: seeds 1..seeds only (rows of later seeds,
+-- a longer study under way, wait for a report that asks for them); uniform and greedy have one run
+-- per seed, listed under every budget
+local function counts(r, p, m, e)
+  return r.problem == p and r.method == m and r.seed <= o.seeds and (r.budget == e or m == "uniform" or m == "greedy")
+end
+
+-- the finished rows of a problem, method and budget
 local function select(p, m, e)
   local list = {}
   for _, r in ipairs(rows) do
-    if r.problem == p and r.method == m and r.status == "ok" and r.seed <= o.seeds
-       and (r.budget == e or m == "uniform" or m == "greedy") then
-      list[#list + 1] = r
-    end
+    if counts(r, p, m, e) and r.status == "ok" then list[#list + 1] = r end
   end
   table.sort(list, function(a, b) return a.seed < b.seed end)
   return list
@@ -291,10 +294,7 @@ for _, m in ipairs(o.methods) do if m == "nei" then ref = m end end
 local function by_seed(p, m, e)
   local t = {}
   for _, r in ipairs(rows) do
-    if r.problem == p and r.method == m and r.seed <= o.seeds
-       and (r.budget == e or m == "uniform" or m == "greedy") then
-      t[r.seed] = r.status == "ok" and type(r.L) == "number" and r.L or math.huge
-    end
+    if counts(r, p, m, e) then t[r.seed] = r.status == "ok" and type(r.L) == "number" and r.L or math.huge end
   end
   return t
 end
