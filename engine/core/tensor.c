@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/err.h"
 
@@ -19,11 +20,23 @@ int64_t tensor_shape_numel(int ndim, const int64_t *shape)
     return n;
 }
 
+/* Arrays of 4 MB and more are asked for in 2 MB pages where the kernel offers them on request
+ * (transparent huge pages in "madvise" mode, Debian's default): a search allocates tens of MB
+ * per candidate (its weights, activations), and on a virtual machine each 4 kB page fault is
+ * costly (a VGG16 candidate took 15,000 of them, about 0.3 s of system time in 2.5 s). */
+#define HUGE_FROM ((size_t)4 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+
 float *tensor_alloc_floats(int64_t n)
 {
     size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
-    bytes = (bytes + 63) / 64 * 64;
-    return aligned_alloc(64, bytes);
+    if (bytes < HUGE_FROM)
+        return aligned_alloc(64, (bytes + 63) / 64 * 64);
+    bytes = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    float *p = aligned_alloc(HUGE_PAGE, bytes);
+    if (p)
+        madvise(p, bytes, MADV_HUGEPAGE); /* advice only: 4 kB pages when refused */
+    return p;
 }
 
 static uint64_t last_id;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/tensor.h"
 
 dnnl_engine_t dn_engine;
 dnnl_stream_t dn_stream;
@@ -63,26 +64,28 @@ dnnl_primitive_attr_t dn_post_ops_attr(int sum, int relu)
     return attr;
 }
 
-dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *dims, const dnnl_memory_desc_t *want)
+dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *dims, const dnnl_memory_desc_t *want,
+                                  void **buffer)
 {
     dnnl_memory_desc_t plain;
     dn_md_plain(&plain, ndims, dims);
     dnnl_memory_t src = NULL, dst = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t reorder = NULL;
-    if (dnnl_memory_desc_equal(&plain, want)) { /* biases, statistics: a copy, no reorder primitive */
-        void *handle;
-        if (dn_check(dnnl_memory_create(&dst, want, dn_engine, DNNL_MEMORY_ALLOCATE), "weights memory"))
-            return NULL;
-        dnnl_memory_get_data_handle(dst, &handle);
-        memcpy(handle, data, dnnl_memory_desc_get_size(want));
+    size_t bytes = dnnl_memory_desc_get_size(want);
+    if (!(*buffer = tensor_alloc_floats((int64_t)((bytes + 3) / 4)))) {
+        err_set("out of memory allocating weights of %zu bytes", bytes);
+        return NULL;
+    }
+    int ok = !dn_check(dnnl_memory_create(&dst, want, dn_engine, *buffer), "weights memory");
+    if (ok && dnnl_memory_desc_equal(&plain, want)) { /* biases, statistics: a copy, no reorder primitive */
+        memcpy(*buffer, data, bytes);
         return dst;
     }
-    int ok = !dn_check(dnnl_memory_create(&src, &plain, dn_engine, (void *)data), "weights memory") &&
-             !dn_check(dnnl_memory_create(&dst, want, dn_engine, DNNL_MEMORY_ALLOCATE), "weights memory") &&
-             !dn_check(dnnl_reorder_primitive_desc_create(&pd, &plain, dn_engine, want, dn_engine, NULL),
-                       "weights reorder") &&
-             !dn_check(dnnl_primitive_create(&reorder, pd), "weights reorder");
+    ok = ok && !dn_check(dnnl_memory_create(&src, &plain, dn_engine, (void *)data), "weights memory") &&
+         !dn_check(dnnl_reorder_primitive_desc_create(&pd, &plain, dn_engine, want, dn_engine, NULL),
+                   "weights reorder") &&
+         !dn_check(dnnl_primitive_create(&reorder, pd), "weights reorder");
     if (ok) {
         dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
         ok = !dn_check(dnnl_primitive_execute(reorder, dn_stream, 2, args), "weights reorder") &&
@@ -94,8 +97,11 @@ dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *d
         dnnl_primitive_desc_destroy(pd);
     if (src)
         dnnl_memory_destroy(src);
-    if (!ok && dst) {
-        dnnl_memory_destroy(dst);
+    if (!ok) {
+        if (dst)
+            dnnl_memory_destroy(dst);
+        free(*buffer);
+        *buffer = NULL;
         dst = NULL;
     }
     return dst;

@@ -31,7 +31,7 @@ plan_step *plan_step_new(plan *p, int kind, const_dnnl_primitive_desc_t pd)
     memset(s, 0, sizeof *s);
     s->kind = kind;
     s->node = -1;
-    if (pd && dn_check(dnnl_primitive_desc_clone(&s->pd, pd), "creating a primitive"))
+    if (pd && dn_check(dnnl_primitive_create(&s->prim, pd), "creating a primitive"))
         return NULL;
     p->nsteps++;
     return s;
@@ -158,33 +158,9 @@ static void assign_buffers(plan *p, size_t *size, int *holder_last, int *order)
     }
 }
 
-/* Makes the steps' primitives. oneDNN generates a primitive's kernels on the calling thread
- * alone; the steps' primitives are independent, so the threads share them out. */
-static int make_primitives(plan *p)
-{
-    dnnl_status_t *st = malloc(((size_t)p->nsteps + 1) * sizeof *st);
-    if (!st)
-        return err_set("out of memory");
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < p->nsteps; i++)
-        st[i] = p->steps[i].pd ? dnnl_primitive_create(&p->steps[i].prim, p->steps[i].pd) : dnnl_success;
-    int rc = 0;
-    for (int i = 0; i < p->nsteps; i++) {
-        if (p->steps[i].pd)
-            dnnl_primitive_desc_destroy(p->steps[i].pd);
-        p->steps[i].pd = NULL;
-        if (rc == 0 && dn_check(st[i], "creating a primitive"))
-            rc = -1;
-    }
-    free(st);
-    return rc;
-}
-
 int plan_allocate(plan *p, const plan_buffers *source)
 {
     p->source = source;
-    if (make_primitives(p) != 0)
-        return -1;
     lifetimes(p);
     size_t *size = calloc((size_t)p->nvalues + 1, sizeof *size);
     int *holder_last = calloc((size_t)p->nvalues + 1, sizeof *holder_last);
@@ -305,12 +281,9 @@ int plan_run(plan *p, int from, int to, plan_step_fn own_step, void *ctx)
 
 void plan_clear(plan *p)
 {
-    for (int i = 0; i < p->nsteps; i++) {
+    for (int i = 0; i < p->nsteps; i++)
         if (p->steps[i].prim)
             dnnl_primitive_destroy(p->steps[i].prim);
-        if (p->steps[i].pd)
-            dnnl_primitive_desc_destroy(p->steps[i].pd);
-    }
     for (int i = 0; i < p->nvalues; i++)
         if (p->values[i].mem)
             dnnl_memory_destroy(p->values[i].mem);

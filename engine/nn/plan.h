@@ -47,8 +47,7 @@ enum {
 
 typedef struct plan_step {
     int kind;
-    dnnl_primitive_t prim;     /* PLAN_PRIMITIVE, made by plan_allocate */
-    dnnl_primitive_desc_t pd;  /* PLAN_PRIMITIVE until plan_allocate makes prim from it */
+    dnnl_primitive_t prim; /* PLAN_PRIMITIVE */
     int node;              /* the graph node a C step works for, or -1 */
     int nargs;
     plan_arg args[PLAN_MAX_ARGS];
@@ -75,8 +74,7 @@ typedef struct plan {
 /* A new value of layout md (which may point into the plan's own values); its index, or -1. */
 int plan_value_new(plan *p, const dnnl_memory_desc_t *md);
 
-/* A new step of that kind; a primitive made from (a copy of) pd by plan_allocate (NULL for C
- * steps). NULL with err_set. */
+/* A new step of that kind; a primitive made from pd (NULL for C steps). NULL with err_set. */
 plan_step *plan_step_new(plan *p, int kind, const_dnnl_primitive_desc_t pd);
 
 static inline void plan_arg_value(plan_step *s, int id, int value)
@@ -100,9 +98,9 @@ int plan_copy(plan *p, int v, const dnnl_memory_desc_t *want);
  * a copy made now. Reuse needs values that are never written after their step. */
 int plan_as_layout(plan *p, int v, const dnnl_memory_desc_t *want, int reuse);
 
-/* The steps' primitives (their kernels generated in parallel), lifetimes from the steps, buffers
- * shared by values whose lifetimes do not overlap (an inherited buffer stays reserved until its
- * heir's step), memories for every value and the steps' argument lists. source: where buffers come from (NULL: plain allocation). -1 with err_set. */
+/* Lifetimes from the steps, buffers shared by values whose lifetimes do not overlap (an inherited
+ * buffer stays reserved until its heir's step), memories for every value and the steps'
+ * argument lists. source: where buffers come from (NULL: plain allocation). -1 with err_set. */
 int plan_allocate(plan *p, const plan_buffers *source);
 
 /* Runs steps [from, to), the owner's C steps through own_step (0, or -1 with err_set), and waits
