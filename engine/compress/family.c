@@ -248,32 +248,14 @@ int cp_family_set_bounds_list(cp_family *f, int n, const double *lo, const doubl
 int cp_family_prepare(cp_family *f)
 {
     double start = timer_now();
-    int done = 0, failed = -1;
-    /* layer by layer the factorizations are independent, and LAPACK's SVD keeps a second core
-     * only partly busy (VGG16's 13: 4.5 s on 2 threads in one call, 2.9 s side by side); a
-     * message is thread-local, so a failed layer is redone below to record its own */
-#pragma omp parallel for schedule(dynamic, 1) reduction(+ : done) if (f->ops->prepare && f->count > 1)
-    for (int i = 0; i < f->count; i++) {
+    int done = 0;
+    for (int i = 0; i < f->count && f->ops->prepare; i++) {
         cp_layer *l = &f->layers[i];
-        if (!f->ops->prepare || l->cache)
+        if (l->cache)
             continue;
-        if (f->ops->prepare(f, l) != 0) {
-#pragma omp critical(cp_family_prepare_failed)
-            if (failed < 0 || i < failed)
-                failed = i;
-        } else {
-            done++;
-        }
-    }
-    if (failed >= 0) {
-        cp_layer *l = &f->layers[failed];
-        if (f->ops->release)
-            f->ops->release(l->cache);
-        else
-            free(l->cache);
-        l->cache = NULL;
-        f->ops->prepare(f, l);
-        return err_prefix("%s: layer %s", f->ops->name, l->name);
+        if (f->ops->prepare(f, l) != 0)
+            return err_prefix("%s: layer %s", f->ops->name, l->name);
+        done++;
     }
     f->prepared = 1;
     if (done && timer_now() - start > 1)

@@ -22,8 +22,8 @@ int64_t tensor_shape_numel(int ndim, const int64_t *shape)
 
 /* Arrays of 4 MB and more are asked for in 2 MB pages where the kernel offers them on request
  * (transparent huge pages in "madvise" mode, Debian's default): a search allocates tens of MB
- * per candidate (its weights, activations), and on a virtual machine each 4 kB page fault is
- * costly (a VGG16 candidate took 15,000 of them, about 0.3 s of system time in 2.5 s). */
+ * per candidate (its weights, activations), and on a virtual machine each 4 kB page fault costs
+ * about 10 µs (a VGG16 candidate met about 15,000 of them; docs/benchmarks.md). */
 #define HUGE_FROM ((size_t)4 << 20)
 #define HUGE_PAGE ((size_t)2 << 20)
 
