@@ -64,8 +64,7 @@ dnnl_primitive_attr_t dn_post_ops_attr(int sum, int relu)
     return attr;
 }
 
-dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *dims, const dnnl_memory_desc_t *want,
-                                  void **buffer)
+dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *dims, const dnnl_memory_desc_t *want)
 {
     dnnl_memory_desc_t plain;
     dn_md_plain(&plain, ndims, dims);
@@ -73,13 +72,14 @@ dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *d
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t reorder = NULL;
     size_t bytes = dnnl_memory_desc_get_size(want);
-    if (!(*buffer = tensor_alloc_floats((int64_t)((bytes + 3) / 4)))) {
+    float *buffer = tensor_alloc_floats((int64_t)((bytes + 3) / 4));
+    if (!buffer) {
         err_set("out of memory allocating weights of %zu bytes", bytes);
         return NULL;
     }
-    int ok = !dn_check(dnnl_memory_create(&dst, want, dn_engine, *buffer), "weights memory");
+    int ok = !dn_check(dnnl_memory_create(&dst, want, dn_engine, buffer), "weights memory");
     if (ok && dnnl_memory_desc_equal(&plain, want)) { /* biases, statistics: a copy, no reorder primitive */
-        memcpy(*buffer, data, bytes);
+        memcpy(buffer, data, bytes);
         return dst;
     }
     ok = ok && !dn_check(dnnl_memory_create(&src, &plain, dn_engine, (void *)data), "weights memory") &&
@@ -100,8 +100,7 @@ dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *d
     if (!ok) {
         if (dst)
             dnnl_memory_destroy(dst);
-        free(*buffer);
-        *buffer = NULL;
+        free(buffer);
         dst = NULL;
     }
     return dst;

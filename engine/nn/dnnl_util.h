@@ -34,10 +34,9 @@ void dn_md_any(dnnl_memory_desc_t *md, int ndims, const int64_t *dims);
 dnnl_primitive_attr_t dn_post_ops_attr(int sum, int relu);
 
 /* A new memory in layout want holding a copy of the plain array data (reordered now). Its data
- * is *buffer (tensor_alloc_floats: huge pages for large weights), which the caller frees after
- * destroying the memory. NULL (and *buffer NULL) with err_set. */
-dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *dims, const dnnl_memory_desc_t *want,
-                                  void **buffer);
+ * handle comes from tensor_alloc_floats (huge pages for large weights): the owner frees it after
+ * destroying the memory. NULL with err_set. */
+dnnl_memory_t dn_reordered_memory(const float *data, int ndims, const int64_t *dims, const dnnl_memory_desc_t *want);
 
 /* The weights' dims of convolution or inner product n reading an input of dims in, as src_nd
  * dims (4; an inner product on a flat input: 2, and sdims[1] becomes its feature count). Returns

@@ -71,14 +71,10 @@ static dnnl_memory_t cached(exec_plan *p, const uint64_t *key, const dnnl_memory
     return hold(p, exec_cache_find(key, want));
 }
 
-/* The plain array data reordered into layout want, cached under key and held by p; NULL with
- * err_set. */
-static dnnl_memory_t cache(exec_plan *p, const uint64_t *key, const float *data, int ndims, const int64_t *dims,
-                           const dnnl_memory_desc_t *want)
+/* Caches m (made by dn_reordered_memory, NULL on failure) under key, held by p. */
+static dnnl_memory_t cache(exec_plan *p, const uint64_t *key, dnnl_memory_t m)
 {
-    void *buffer;
-    dnnl_memory_t m = dn_reordered_memory(data, ndims, dims, want, &buffer);
-    return hold(p, exec_cache_keep(key, m, buffer));
+    return hold(p, exec_cache_keep(key, m));
 }
 
 /* A value does not change once its step has written it (a sum in place takes its buffer over
@@ -173,9 +169,8 @@ static int src_value(const compiler *c, int node, int which)
 static int folded_params(const nn_node *n, const nn_node *bn, const float **w, float **w_owned, float **b)
 {
     int64_t per_out = n->weight->numel / n->out;
-    *w_owned = bn ? malloc((size_t)n->weight->numel * sizeof **w_owned) : NULL;
-    *b = calloc((size_t)n->out, sizeof **b);
-    if ((bn && !*w_owned) || !*b)
+    *w_owned = NULL;
+    if (!(*b = calloc((size_t)n->out, sizeof **b)))
         return err_set("out of memory");
     if (!bn) { /* nothing to fold: the weights as they are, the bias or zeros */
         *w = n->weight->data;
@@ -183,6 +178,8 @@ static int folded_params(const nn_node *n, const nn_node *bn, const float **w, f
             memcpy(*b, n->bias->data, (size_t)n->out * sizeof **b);
         return 0;
     }
+    if (!(*w_owned = malloc((size_t)n->weight->numel * sizeof **w_owned)))
+        return err_set("out of memory");
     for (int o = 0; o < n->out; o++) {
         double scale = bn->weight->data[o] / sqrt((double)bn->var->data[o] + bn->eps);
         double shift = ((n->bias ? n->bias->data[o] : 0) - bn->mean->data[o]) * scale + bn->bias->data[o];
@@ -269,9 +266,9 @@ static int emit_weighted(compiler *c, int i, const fusion *f)
     dnnl_memory_t bmem = cached(p, bkey, &bmd);
     if (s_in >= 0 && (!wmem || !bmem) && folded_params(n, bn, &w, &w_owned, &b) == 0) {
         if (!wmem)
-            wmem = cache(p, wkey, w, wnd, wdims, &want_w);
+            wmem = cache(p, wkey, dn_reordered_memory(w, wnd, wdims, &want_w));
         if (!bmem)
-            bmem = cache(p, bkey, b, 1, bdims, &bmd);
+            bmem = cache(p, bkey, dn_reordered_memory(b, 1, bdims, &bmd));
     }
     if (s_in < 0)
         wmem = bmem = NULL;
@@ -437,7 +434,7 @@ static int emit_batchnorm(compiler *c, int i, int relu)
     for (int k = 0; k < 4; k++) {
         uint64_t key[EXEC_CACHE_KEY] = {2 + (uint64_t)k, ts[k]->id};
         if (!(mems[k] = cached(p, key, &cmd)) &&
-            !(mems[k] = cache(p, key, ts[k]->data, 1, cdims, &cmd))) {
+            !(mems[k] = cache(p, key, dn_reordered_memory(ts[k]->data, 1, cdims, &cmd)))) {
             dnnl_primitive_desc_destroy(pd);
             return -1;
         }

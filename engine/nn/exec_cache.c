@@ -15,7 +15,6 @@
 struct exec_cache_entry {
     uint64_t key[EXEC_CACHE_KEY];
     dnnl_memory_t mem;
-    void *buffer; /* mem's data */
     size_t bytes;
     int refs;      /* plans holding it */
     uint64_t used; /* clock of its last use, for least recently used first */
@@ -40,14 +39,22 @@ exec_cache_entry *exec_cache_find(const uint64_t *key, const dnnl_memory_desc_t 
     return NULL;
 }
 
-exec_cache_entry *exec_cache_keep(const uint64_t *key, dnnl_memory_t m, void *buffer)
+/* Destroys m and frees its data, which dn_reordered_memory allocated. */
+static void destroy(dnnl_memory_t m)
+{
+    void *data = NULL;
+    dnnl_memory_get_data_handle(m, &data);
+    dnnl_memory_destroy(m);
+    free(data);
+}
+
+exec_cache_entry *exec_cache_keep(const uint64_t *key, dnnl_memory_t m)
 {
     if (!m)
         return NULL;
     exec_cache_entry *e = calloc(1, sizeof *e);
     if (!e || dn_grow((void **)&entries, nentries, sizeof *entries)) {
-        dnnl_memory_destroy(m);
-        free(buffer);
+        destroy(m);
         free(e);
         err_set("out of memory");
         return NULL;
@@ -55,7 +62,6 @@ exec_cache_entry *exec_cache_keep(const uint64_t *key, dnnl_memory_t m, void *bu
     const dnnl_memory_desc_t *md;
     memcpy(e->key, key, sizeof e->key);
     e->mem = m;
-    e->buffer = buffer;
     e->bytes = dnnl_memory_get_memory_desc(m, &md) == dnnl_success ? dnnl_memory_desc_get_size(md) : 0;
     e->refs = 1;
     e->used = ++clock_now;
@@ -67,8 +73,7 @@ dnnl_memory_t exec_cache_memory(const exec_cache_entry *e) { return e->mem; }
 
 static void drop(int i)
 {
-    dnnl_memory_destroy(entries[i]->mem);
-    free(entries[i]->buffer);
+    destroy(entries[i]->mem);
     free(entries[i]);
     entries[i] = entries[--nentries];
 }

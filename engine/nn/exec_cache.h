@@ -20,10 +20,10 @@ typedef struct exec_cache_entry exec_cache_entry;
 /* The entry for key whose memory has layout want, with one more reference; NULL when none. */
 exec_cache_entry *exec_cache_find(const uint64_t *key, const dnnl_memory_desc_t *want);
 
-/* A new entry for key holding m and its data buffer (both taken over: the buffer is freed after
- * the memory is destroyed), with one reference. NULL when m is NULL, or (m destroyed, buffer
- * freed, err_set) when out of memory. */
-exec_cache_entry *exec_cache_keep(const uint64_t *key, dnnl_memory_t m, void *buffer);
+/* A new entry for key holding m, made by dn_reordered_memory (taken over: its data is freed after
+ * it is destroyed), with one reference. NULL when m is NULL, or (m and its data freed, err_set)
+ * when out of memory. */
+exec_cache_entry *exec_cache_keep(const uint64_t *key, dnnl_memory_t m);
 
 dnnl_memory_t exec_cache_memory(const exec_cache_entry *e);
 
