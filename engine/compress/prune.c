@@ -51,13 +51,13 @@ typedef struct norm_order {
     int order[]; /* channels by decreasing L1 norm (ties by index) */
 } norm_order;
 
-static const float *sort_norms;
-
-static int by_norm(const void *a, const void *b)
+/* qsort_r's comparison: families prepare their layers side by side, so no global state */
+static int by_norm(const void *a, const void *b, void *norms)
 {
+    const float *n = norms;
     int i = *(const int *)a, j = *(const int *)b;
-    if (sort_norms[i] != sort_norms[j])
-        return sort_norms[i] > sort_norms[j] ? -1 : 1;
+    if (n[i] != n[j])
+        return n[i] > n[j] ? -1 : 1;
     return i - j;
 }
 
@@ -81,8 +81,7 @@ static int channels_prepare(const cp_family *f, cp_layer *l)
         o->order[c] = c;
     }
     o->n = N;
-    sort_norms = norms;
-    qsort(o->order, (size_t)N, sizeof *o->order, by_norm);
+    qsort_r(o->order, (size_t)N, sizeof *o->order, by_norm, norms);
     free(norms);
     l->cache = o;
     return 0;
