@@ -28,6 +28,38 @@ fail:
     return NULL;
 }
 
+static int dense_op(nn_op op) { return op == NN_LINEAR || op == NN_RELU || op == NN_DROPOUT || op == NN_SOFTMAX; }
+
+nn_net *nn_dense_tail(const nn_net *net, const nn_dims *dims, int *from)
+{
+    int k = net->count - 1;
+    while (k >= 0 && dense_op(net->nodes[k].op))
+        k--;
+    *from = -1;
+    if (k < 0)
+        return NULL;
+    while (k + 1 < net->count && net->nodes[k + 1].op != NN_LINEAR) /* a ReLU right after stays fused */
+        k++;
+    if (k == net->count - 1)
+        return NULL;
+    for (int i = k + 1; i < net->count; i++)
+        if (net->nodes[i].in[0] < k)
+            return NULL;
+    nn_net *tail = nn_net_new(dims[k].c * dims[k].h * dims[k].w, 1, net->classes);
+    for (int i = k + 1; tail && i < net->count; i++) {
+        nn_node n = net->nodes[i];
+        n.shared = 1;
+        n.in[0] = n.in[0] == k ? NN_INPUT : n.in[0] - (k + 1);
+        if (nn_add(tail, &n) < 0) {
+            nn_net_free(tail);
+            return NULL;
+        }
+    }
+    if (tail)
+        *from = k;
+    return tail;
+}
+
 int nn_own(nn_net *net)
 {
     for (int i = 0; i < net->count; i++)

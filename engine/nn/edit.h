@@ -12,6 +12,13 @@
  * copy needs nn_node_own first). The architecture record is copied; compiled plans are not. */
 nn_net *nn_clone(const nn_net *net, int share);
 
+/* The dense tail of net (its classifier): the nodes from the first linear layer after the last
+ * node that is neither a linear layer nor an element-wise op (ReLU, dropout, softmax), as a
+ * network of their own that shares their tensors and reads the output of the node before
+ * (dims: nn_infer's, for the input at hand) flattened to features. *from is that node; NULL and
+ * -1 (no error set) when the network has no such tail or is all tail, or out of memory (error set). */
+nn_net *nn_dense_tail(const nn_net *net, const nn_dims *dims, int *from);
+
 /* Gives every node that shares its tensors private copies (e.g. before training a candidate,
  * whose updates must not reach the network it was compressed from). */
 int nn_own(nn_net *net);

@@ -467,9 +467,15 @@ static exec_plan *compile(const nn_net *net, int64_t n, int64_t ch, int64_t h, i
         goto fail;
     nn_readers(net, target, c.uses, c.consumer);
     c.uses[target]++;
+    /* features (h = w = 1) that only linear layers read stay N×F: an inner product on a 4-D
+     * source picks 4-D weights, a second reordered copy beside the 2-D one of flattened inputs */
+    int features = h == 1 && w == 1;
+    for (int i = 0; features && i <= target; i++)
+        if ((net->nodes[i].in[0] == NN_INPUT || net->nodes[i].in[1] == NN_INPUT) && net->nodes[i].op != NN_LINEAR)
+            features = 0;
     int64_t idims[4] = {n, ch, h, w};
     dnnl_memory_desc_t imd;
-    dn_md_plain(&imd, 4, idims);
+    dn_md_plain(&imd, features ? 2 : 4, idims);
     if ((p->input = plan_value_new(&p->plan, &imd)) < 0)
         goto fail;
     p->plan.values[p->input].external = 1;

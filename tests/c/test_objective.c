@@ -12,6 +12,7 @@
 
 #include "core/rng.h"
 #include "io/dataset.h"
+#include "nn/edit.h"
 #include "nn/exec.h"
 #include "objective/objective.h"
 #include "tap.h"
@@ -39,6 +40,28 @@ static nn_net *mlp(int hidden, uint64_t seed)
 {
     nn_net *net = nn_net_new(1, 28, 10);
     int l = graph_add(net, (nn_node){.op = NN_LINEAR, .name = "fc1", .in = {NN_INPUT}, .out = hidden, .has_bias = 1});
+    l = graph_add(net, (nn_node){.op = NN_RELU, .in = {l}});
+    graph_add(net, (nn_node){.op = NN_LINEAR, .name = "fc2", .in = {l}, .out = 10, .has_bias = 1});
+    if (nn_init_params(net, seed) != 0) {
+        tap_diag("init: %s", err_msg());
+        nn_net_free(net);
+        return NULL;
+    }
+    rng *r = rng_new(seed + 100);
+    tu_randomize_params(net, r);
+    rng_free(r);
+    return net;
+}
+
+/* conv 1 -> 2 (3×3) -> ReLU -> linear 1568 -> 10,752 -> ReLU -> linear -> 10: a classifier of 67 MB,
+ * heavy enough that the estimator runs it on all rows at once after the convolution's batches */
+static nn_net *heavy_classifier(uint64_t seed)
+{
+    nn_net *net = nn_net_new(1, 28, 10);
+    int l = graph_add(net, (nn_node){.op = NN_CONV, .name = "conv", .in = {NN_INPUT}, .out = 2, .kh = 3, .kw = 3,
+                                     .sh = 1, .sw = 1, .ph = 1, .pw = 1, .has_bias = 1});
+    l = graph_add(net, (nn_node){.op = NN_RELU, .in = {l}});
+    l = graph_add(net, (nn_node){.op = NN_LINEAR, .name = "fc1", .in = {l}, .out = 10752, .has_bias = 1});
     l = graph_add(net, (nn_node){.op = NN_RELU, .in = {l}});
     graph_add(net, (nn_node){.op = NN_LINEAR, .name = "fc2", .in = {l}, .out = 10, .has_bias = 1});
     if (nn_init_params(net, seed) != 0) {
@@ -402,6 +425,43 @@ static void test_options(nn_net *ref)
     ob_free(one);
 }
 
+/* The dense tail (nn_dense_tail) and the estimator's use of it: a heavy classifier runs once on
+ * all rows after the convolutions ran in batches of 7, with the L^ and SE of whole passes. */
+static void test_heavy_tail(void)
+{
+    nn_net *ref = heavy_classifier(3), *cand = heavy_classifier(4), *mlp16 = mlp(16, 5);
+    nn_dims dims[5];
+    int from = -2, none = -2;
+    nn_net *tail = ref && nn_infer(ref, 1, 28, 28, dims) == 0 ? nn_dense_tail(ref, dims, &from) : NULL;
+    nn_net *all = mlp16 ? nn_dense_tail(mlp16, dims, &none) : NULL;
+    tap_ok(tail && from == 1 && tail->count == 3 && tail->channels == 2 * 28 * 28 && tail->nodes[0].in[0] == NN_INPUT &&
+               tail->nodes[2].in[0] == 1 && tail->nodes[0].weight == ref->nodes[2].weight && tail->nodes[0].shared &&
+               !all && none == -1,
+           "the dense tail: the 3 nodes after the convolution's ReLU, reading its 1,568 features, sharing the "
+           "tensors; an all-dense network has none");
+    nn_net_free(tail);
+    ob_options o = options(30, 9, 500);
+    o.batch = 7;
+    ob_estimator *e = ref && cand ? ob_new(OB_FNORM, ref, ds, &o) : NULL;
+    direct d;
+    ob_result r;
+    double m = 0, s = 0;
+    int ok = e && direct_run(e, 1, cand, ref, &d) == 0 && ob_evaluate(e, cand, 1, &r) == 0;
+    if (ok)
+        direct_fnorm(&d, 1, &m, &s);
+    else
+        tap_diag("%s", err_msg());
+    tap_ok(ok && m > 0 && fabs(r.value - m) <= 1e-5 * m && fabs(r.se - s) <= 1e-5 * s,
+           "a 67 MB classifier on all 30 rows after batches of 7: L^ %.6g and SE %.3g as whole passes give (%.6g, %.3g)",
+           ok ? r.value : 0, ok ? r.se : 0, m, s);
+    if (ok)
+        direct_free(&d);
+    ob_free(e);
+    nn_net_free(ref);
+    nn_net_free(cand);
+    nn_net_free(mlp16);
+}
+
 int main(void)
 {
     test_mean_se();
@@ -419,6 +479,7 @@ int main(void)
     test_samples(ref);
     test_risk(cand);
     test_options(ref);
+    test_heavy_tail();
     nn_net_free(ref);
     nn_net_free(cand);
     ds_free(ds);
