@@ -266,7 +266,7 @@ static tensor *batched(nn_net *net, const tensor *x, int64_t batch, int node)
 }
 
 /* A dense tail (a classifier) is run on all n rows at once when its weights are at least
- * TAIL_BYTES: in batches each pass streams them from memory again (VGG16's 480 MB at 10 rows a
+ * TAIL_BYTES: in batches each pass streams them from memory again (VGG16's 494 MB at 10 rows a
  * pass ran at 40% of the FMA peak, memory-bound), while its activations are small. */
 #define TAIL_BYTES ((int64_t)64 << 20)
 
