@@ -192,15 +192,25 @@ done:
 #define AUTO_BYTES ((int64_t)128 << 20)
 #define AUTO_ROWS 256
 
+/* Every node's output dims for input x (N×C×H×W, or N×F), malloc'd; NULL when they cannot be
+ * inferred (the forward pass will report the problem). */
+static nn_dims *dims_for(const nn_net *net, const tensor *x)
+{
+    nn_dims *dims = malloc((size_t)(net->count ? net->count : 1) * sizeof *dims);
+    int c = (int)x->shape[1], h = x->ndim == 4 ? (int)x->shape[2] : 1, w = x->ndim == 4 ? (int)x->shape[3] : 1;
+    if (dims && nn_infer(net, c, h, w, dims) != 0) {
+        free(dims);
+        return NULL;
+    }
+    return dims;
+}
+
 static int64_t auto_batch(const nn_net *net, const tensor *x)
 {
     int64_t n = x->shape[0], largest = 0;
-    nn_dims *dims = malloc((size_t)(net->count ? net->count : 1) * sizeof *dims);
-    int c = (int)x->shape[1], h = x->ndim == 4 ? (int)x->shape[2] : 1, w = x->ndim == 4 ? (int)x->shape[3] : 1;
-    if (!dims || nn_infer(net, c, h, w, dims) != 0) {
-        free(dims);
-        return n; /* the forward pass will report the problem */
-    }
+    nn_dims *dims = dims_for(net, x);
+    if (!dims)
+        return n;
     for (int i = 0; i < net->count; i++) {
         int64_t bytes = (int64_t)dims[i].c * dims[i].h * dims[i].w * (int64_t)sizeof(float);
         if (bytes > largest)
@@ -281,10 +291,10 @@ static int64_t tail_bytes(const nn_net *tail)
 /* The dense tail of net worth running on all rows at once, or NULL (*from -1). */
 static nn_net *heavy_tail(const nn_net *net, const tensor *x, int *from)
 {
-    nn_dims *dims = malloc((size_t)(net->count ? net->count : 1) * sizeof *dims);
+    nn_dims *dims = x->ndim == 4 ? dims_for(net, x) : NULL;
     nn_net *tail = NULL;
     *from = -1;
-    if (dims && x->ndim == 4 && nn_infer(net, (int)x->shape[1], (int)x->shape[2], (int)x->shape[3], dims) == 0)
+    if (dims)
         tail = nn_dense_tail(net, dims, from);
     free(dims);
     if (tail && tail_bytes(tail) < TAIL_BYTES) {
