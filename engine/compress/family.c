@@ -254,6 +254,10 @@ int cp_family_set_bounds_list(cp_family *f, int n, const double *lo, const doubl
 
 int cp_family_prepare(cp_family *f)
 {
+    if (!f->ops->prepare) { /* nothing to compute ahead (weight pruning, quantization) */
+        f->prepared = 1;
+        return 0;
+    }
     double start = timer_now();
     int done = 0, failed = -1;
     /* The layers' factorizations are independent: a layer per thread (VGG16's 13 SVDs 4.5 s one
@@ -263,10 +267,10 @@ int cp_family_prepare(cp_family *f)
      * process to the next (a resumed run would no longer match an uninterrupted one). A message
      * is thread-local, so a failed layer is redone below to record its own. */
     int threads = blas_serial_begin();
-#pragma omp parallel for schedule(dynamic, 1) reduction(+ : done) if (f->ops->prepare && f->count > 1)
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : done) if (f->count > 1)
     for (int i = 0; i < f->count; i++) {
         cp_layer *l = &f->layers[i];
-        if (!f->ops->prepare || l->cache)
+        if (l->cache)
             continue;
         if (f->ops->prepare(f, l) == 0) {
             done++;
